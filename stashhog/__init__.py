@@ -1,0 +1,23 @@
+"""StashHog Daemons: supervised, long-running background processes on Celery and Flask."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from stashhog.config import load_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Application factory: configuration, then each part's ``init_app``."""
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_mapping(load_config(overrides=test_config))
+
+    from stashhog import api, celery_app, cli, database, events, web
+
+    database.init_app(app)
+    events.init_app(app)
+    celery_app.init_app(app)
+    api.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

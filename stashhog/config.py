@@ -1,0 +1,72 @@
+"""One configuration path: defaults here, overridden by environment variables, then by a test
+mapping. Nothing else in the code reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Environment variable -> config key. Values are parsed by the type of the default.
+ENV_KEYS = {
+    "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "REDIS_URL": "REDIS_URL",
+    "SECRET_KEY": "SECRET_KEY",
+    "STASHHOG_REDIS_PREFIX": "REDIS_PREFIX",
+    "STASHHOG_STOP_TIMEOUT": "STOP_TIMEOUT",
+    "STASHHOG_LEASE_TTL": "LEASE_TTL",
+    "STASHHOG_RECONCILE_INTERVAL": "RECONCILE_INTERVAL",
+    "STASHHOG_MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
+}
+
+
+class Config:
+    """Defaults for every setting; each can be overridden (see ``ENV_KEYS``)."""
+
+    SECRET_KEY = "dev-not-secret"
+    SQLALCHEMY_DATABASE_URI = f"sqlite:///{ROOT / 'instance' / 'stashhog.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    # Seconds a stopping daemon gets for on_stop() before it is killed.
+    STOP_TIMEOUT = 10.0
+    # Seconds a daemon's lease lives without renewal; renewed about every second.
+    LEASE_TTL = 5.0
+    RECONCILE_INTERVAL = 1.5
+    # Request bodies larger than this are refused with 413.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    # Prefix of every Redis key and channel, so several installs can share one Redis.
+    REDIS_PREFIX = "stashhog"
+
+
+def normalise_database_url(url: str) -> str:
+    """Map bare PostgreSQL URLs to psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare) :]
+    return url
+
+
+def _parse(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def load_config(environ: dict[str, str] | None = None, overrides: dict | None = None) -> dict:
+    """Build the settings mapping: defaults, then ``environ``, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    settings = {key: getattr(Config, key) for key in dir(Config) if key.isupper()}
+    for env_name, key in ENV_KEYS.items():
+        if environ.get(env_name):
+            settings[key] = _parse(environ[env_name], settings[key])
+    settings.update(overrides or {})
+    settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        settings["SQLALCHEMY_DATABASE_URI"]
+    )
+    return settings

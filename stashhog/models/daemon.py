@@ -1,0 +1,89 @@
+"""Daemons, their log lines and the record of what they did with jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stashhog.extensions import db
+from stashhog.models.enums import DaemonStatus, DesiredState, RestartPolicy
+from stashhog.models.types import JSONType, UTCDateTime, utcnow
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, so the big-integer id falls back to it there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Daemon(db.Model):
+    __tablename__ = "daemons"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    auto_start: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(50), default=DaemonStatus.STOPPED)
+    configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Runtime: what the operator wants, and which instance currently owns the daemon.
+    desired_state: Mapped[str] = mapped_column(String(20), default=DesiredState.STOPPED)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    task_id: Mapped[str | None] = mapped_column(String(155))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    status_line: Mapped[str | None] = mapped_column(Text)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    # Supervision: restart policy and the crash budget.
+    restart_policy: Mapped[str] = mapped_column(String(20), default=RestartPolicy.ON_FAILURE)
+    max_restarts: Mapped[int] = mapped_column(Integer, default=5)
+    restart_window: Mapped[int] = mapped_column(Integer, default=600)
+    restart_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<Daemon {self.name} {self.status}>"
+
+
+class DaemonLog(db.Model):
+    """One log line. The id is a big integer (not the seed's UUID) so ids order lines and
+    ``after_id`` paging is exact."""
+
+    __tablename__ = "daemon_logs"
+    __table_args__ = (
+        Index("ix_daemon_logs_daemon_id_id", "daemon_id", "id"),
+        Index("ix_daemon_logs_daemon_id_level_id", "daemon_id", "level", "id"),
+        Index("ix_daemon_logs_daemon_id_created_at", "daemon_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    daemon_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("daemons.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Which instance wrote the line, and its position in that instance's stream.
+    generation: Mapped[int | None] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DaemonJobHistory(db.Model):
+    __tablename__ = "daemon_job_history"
+    __table_args__ = (
+        Index("ix_daemon_job_history_daemon_id_created_at", "daemon_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    daemon_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("daemons.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,82 @@
+"""Rows as JSON-ready dicts: one shape per entity, shared by REST, events and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from stashhog.models import Daemon, DaemonJobHistory, DaemonLog, Job
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
+    return {
+        "id": str(daemon.id),
+        "name": daemon.name,
+        "type": daemon.type,
+        "enabled": daemon.enabled,
+        "auto_start": daemon.auto_start,
+        "status": daemon.status,
+        "desired_state": daemon.desired_state,
+        "configuration": daemon.configuration or {},
+        "started_at": iso(daemon.started_at),
+        "stopped_at": iso(daemon.stopped_at),
+        "last_heartbeat": iso(daemon.last_heartbeat),
+        "status_line": daemon.status_line,
+        "last_error": daemon.last_error,
+        "generation": daemon.generation,
+        "worker": daemon.worker,
+        "worker_pid": daemon.worker_pid,
+        "restart_policy": daemon.restart_policy,
+        "max_restarts": daemon.max_restarts,
+        "restart_count": daemon.restart_count,
+        "created_at": iso(daemon.created_at),
+        "updated_at": iso(daemon.updated_at),
+    }
+
+
+def log_to_dict(log: DaemonLog) -> dict[str, Any]:
+    return {
+        "id": log.id,
+        "daemon_id": str(log.daemon_id),
+        "level": log.level,
+        "message": log.message,
+        "created_at": iso(log.created_at),
+        "generation": log.generation,
+        "seq": log.seq,
+    }
+
+
+def history_to_dict(entry: DaemonJobHistory, job: Job | None = None) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "daemon_id": str(entry.daemon_id),
+        "job_id": str(entry.job_id) if entry.job_id else None,
+        "action": entry.action,
+        "reason": entry.reason,
+        "created_at": iso(entry.created_at),
+        "job_type": job.type if job else None,
+        "job_status": job.status if job else None,
+    }
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "type": job.type,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "result": job.result,
+        "error": job.error,
+        "metadata": job.job_metadata or {},
+        "celery_task_id": job.celery_task_id,
+        "daemon_id": str(job.daemon_id) if job.daemon_id else None,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "updated_at": iso(job.updated_at),
+    }

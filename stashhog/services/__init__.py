@@ -1,0 +1,1 @@
+"""Services: the rules of the product. Routes, the CLI, the relay and tasks call these."""

@@ -1,0 +1,131 @@
+"""Fixtures on the real PostgreSQL and Redis (see tests/support/services.py)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from stashhog import create_app
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonType
+from tests.support import services
+from tests.support.workers import start_daemons_worker, start_jobs_worker
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    try:
+        url = services.create_test_database()
+    except Exception as exc:
+        services.unavailable("PostgreSQL (TEST_DATABASE_URL)", exc)
+    yield url
+    services.drop_test_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    try:
+        url, _client = services.claim_redis_database()
+    except Exception as exc:
+        services.unavailable("Redis (TEST_REDIS_URL)", exc)
+    yield url
+    services.release_redis_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_prefix():
+    return f"stashhog-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url, redis_prefix):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "REDIS_PREFIX": redis_prefix,
+            "STOP_TIMEOUT": 5.0,
+        }
+    )
+    with app.app_context():
+        upgrade(revision="head")
+    return app
+
+
+@pytest.fixture(scope="session")
+def worker_env(database_url, redis_url, redis_prefix):
+    """Environment for subprocesses (workers, beat, CLI) that share the test services."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        STASHHOG_REDIS_PREFIX=redis_prefix,
+        STASHHOG_STOP_TIMEOUT="5",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def clean_db(app_ctx):
+    """Empty every table except the seed daemon, before the test."""
+    db.session.execute(text("DELETE FROM daemon_job_history"))
+    db.session.execute(text("DELETE FROM daemon_logs"))
+    db.session.execute(text("DELETE FROM jobs"))
+    db.session.execute(text("DELETE FROM daemons WHERE name <> 'Test Daemon'"))
+    db.session.commit()
+    return db
+
+
+@pytest.fixture
+def make_daemon(clean_db):
+    """Factory for daemon rows."""
+
+    def make(name: str | None = None, type: str = DaemonType.TEST_DAEMON, **fields) -> Daemon:
+        daemon = Daemon(
+            name=name or f"daemon-{uuid.uuid4().hex[:8]}",
+            type=type,
+            configuration=fields.pop("configuration", {}),
+            **fields,
+        )
+        db.session.add(daemon)
+        db.session.commit()
+        return daemon
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def celery_app(app):
+    return app.extensions["celery"]
+
+
+@pytest.fixture(scope="session")
+def daemons_worker(worker_env, celery_app):
+    worker = start_daemons_worker(worker_env, celery_app)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def jobs_worker(worker_env, celery_app):
+    worker = start_jobs_worker(worker_env, celery_app)
+    yield worker
+    worker.stop()

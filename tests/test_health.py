@@ -1,0 +1,56 @@
+"""``/api/health`` reports each part, and names the one that fails."""
+
+import subprocess
+import time
+
+import pytest
+import redis
+
+from stashhog import create_app
+
+
+def test_health_is_503_without_workers_and_names_the_queues(app, client):
+    body = client.get("/api/health")
+    assert body.status_code == 503
+    report = body.get_json()
+    assert report["database"]["ok"] and report["redis"]["ok"]
+    assert "queue:daemons" in report["failing"]
+
+
+def test_health_is_200_with_both_queues_served(client, daemons_worker, jobs_worker):
+    response = client.get("/api/health")
+    assert response.status_code == 200, response.get_json()
+    queues = response.get_json()["queues"]
+    assert queues["daemons"]["ok"] and queues["jobs"]["ok"]
+
+
+@pytest.fixture
+def stopped_redis_url(tmp_path):
+    """A real Redis server that we start and then stop, leaving its port closed."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.terminate()
+    proc.wait(5)
+    return url
+
+
+def test_health_reports_a_stopped_redis_as_503(database_url, stopped_redis_url):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url})
+    response = app.test_client().get("/api/health")
+    assert response.status_code == 503
+    report = response.get_json()
+    assert "redis" in report["failing"] and report["database"]["ok"]

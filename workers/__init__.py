@@ -1,0 +1,1 @@
+"""The Celery side: task definitions and the daemon runtime. May import stashhog/."""
