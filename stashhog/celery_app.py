@@ -21,6 +21,7 @@ def init_app(app: Flask) -> Celery:
     celery.conf.beat_schedule["reconcile"].update(
         schedule=interval, options={"expires": interval * 2}
     )
+    celery.flask_app = app  # worker signal handlers need the app context too
     celery.set_default()
     app.extensions["celery"] = celery
     return celery

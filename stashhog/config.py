@@ -19,6 +19,7 @@ ENV_KEYS = {
     "STASHHOG_LEASE_TTL": "LEASE_TTL",
     "STASHHOG_RECONCILE_INTERVAL": "RECONCILE_INTERVAL",
     "STASHHOG_MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
+    "STASHHOG_DAEMON_MODULES": "DAEMON_MODULES",
 }
 
 
@@ -36,6 +37,8 @@ class Config:
     RECONCILE_INTERVAL = 1.5
     # Request bodies larger than this are refused with 413.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Extra modules (comma-separated) that register daemon types, e.g. a plugin package.
+    DAEMON_MODULES = ""
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
 

@@ -15,6 +15,8 @@ from stashhog.models import Daemon, DaemonType
 from tests.support import services
 from tests.support.workers import start_daemons_worker, start_jobs_worker
 
+TEST_DAEMON_MODULES = "tests.support.daemons"
+
 
 @pytest.fixture(scope="session")
 def database_url():
@@ -50,6 +52,7 @@ def app(database_url, redis_url, redis_prefix):
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": redis_prefix,
             "STOP_TIMEOUT": 5.0,
+            "DAEMON_MODULES": TEST_DAEMON_MODULES,
         }
     )
     with app.app_context():
@@ -66,6 +69,7 @@ def worker_env(database_url, redis_url, redis_prefix):
         REDIS_URL=redis_url,
         STASHHOG_REDIS_PREFIX=redis_prefix,
         STASHHOG_STOP_TIMEOUT="5",
+        STASHHOG_DAEMON_MODULES=TEST_DAEMON_MODULES,
         PYTHONUNBUFFERED="1",
     )
     return env

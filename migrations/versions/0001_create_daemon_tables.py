@@ -113,6 +113,16 @@ def upgrade():
         ["daemon_id", "created_at"],
     )
     op.create_index("ix_daemon_job_history_job_id", "daemon_job_history", ["job_id"])
+    # Exactly one terminal record per job, even across daemon restarts and re-adoption.
+    terminal = sa.text("action IN ('FINISHED', 'FAILED', 'CANCELLED')")
+    op.create_index(
+        "uq_daemon_job_history_terminal",
+        "daemon_job_history",
+        ["job_id"],
+        unique=True,
+        postgresql_where=terminal,
+        sqlite_where=terminal,
+    )
 
 
 def downgrade():

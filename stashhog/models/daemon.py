@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stashhog.extensions import db
@@ -14,6 +14,7 @@ from stashhog.models.types import JSONType, UTCDateTime, utcnow
 
 # SQLite only auto-increments INTEGER PRIMARY KEY, so the big-integer id falls back to it there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+TERMINAL_ACTIONS_SQL = "action IN ('FINISHED', 'FAILED', 'CANCELLED')"
 
 
 class Daemon(db.Model):
@@ -77,12 +78,21 @@ class DaemonJobHistory(db.Model):
     __tablename__ = "daemon_job_history"
     __table_args__ = (
         Index("ix_daemon_job_history_daemon_id_created_at", "daemon_id", "created_at"),
+        Index("ix_daemon_job_history_job_id", "job_id"),
+        # Exactly one terminal record per job (FINISHED, FAILED or CANCELLED).
+        Index(
+            "uq_daemon_job_history_terminal",
+            "job_id",
+            unique=True,
+            postgresql_where=text(TERMINAL_ACTIONS_SQL),
+            sqlite_where=text(TERMINAL_ACTIONS_SQL),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     daemon_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("daemons.id", ondelete="CASCADE"))
     job_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+        Uuid, ForeignKey("jobs.id", ondelete="SET NULL")
     )
     action: Mapped[str] = mapped_column(String(50))
     reason: Mapped[str | None] = mapped_column(Text)

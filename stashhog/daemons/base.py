@@ -1,0 +1,126 @@
+"""``BaseDaemon``: the API a daemon author writes against.
+
+A subclass declares ``Config`` (a ``DaemonConfig`` schema) and implements ``async run()``;
+``on_start()`` and ``on_stop()`` are optional. The runtime that hosts it (``workers.runtime``)
+provides logging, stop signalling, database access off the event loop, and job tracking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from stashhog.daemons.config import DaemonConfig
+from stashhog.models import LogLevel
+
+if TYPE_CHECKING:
+    from stashhog.daemons.job_tracker import JobTracker
+
+
+class DaemonHost(Protocol):
+    """What the runtime gives a daemon instance."""
+
+    daemon_id: uuid.UUID
+    generation: int
+    stop_event: asyncio.Event
+    jobs: JobTracker
+
+    def emit_log(self, level: str, message: str) -> None: ...
+    def set_status_line(self, text: str | None) -> None: ...
+    async def call_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+
+class BaseDaemon:
+    daemon_type: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[DaemonConfig]] = DaemonConfig
+
+    def __init__(self, host: DaemonHost, name: str, config: DaemonConfig) -> None:
+        self.host = host
+        self.id = host.daemon_id
+        self.name = name
+        self.config = config
+
+    # -- lifecycle: override these -------------------------------------------------------
+    async def on_start(self) -> None:
+        """Called once before ``run()``."""
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    async def on_stop(self) -> None:
+        """Called once after ``run()`` ends, whatever the reason (within the stop timeout)."""
+
+    # -- helpers ---------------------------------------------------------------------------
+    def log(self, level: LogLevel | str, message: str) -> None:
+        """Queue a log line; never blocks (a flusher writes batches every 100 ms)."""
+        self.host.emit_log(str(LogLevel(level)), str(message))
+
+    def debug(self, message: str) -> None:
+        self.log(LogLevel.DEBUG, message)
+
+    def info(self, message: str) -> None:
+        self.log(LogLevel.INFO, message)
+
+    def warning(self, message: str) -> None:
+        self.log(LogLevel.WARNING, message)
+
+    def error(self, message: str) -> None:
+        self.log(LogLevel.ERROR, message)
+
+    @property
+    def stopping(self) -> bool:
+        return self.host.stop_event.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep, returning early (True) as soon as a stop is requested."""
+        try:
+            await asyncio.wait_for(self.host.stop_event.wait(), timeout=max(seconds, 0))
+        except TimeoutError:
+            return False
+        return True
+
+    def update_status(self, text: str | None) -> None:
+        """Set the one-line, live "what I am doing now"."""
+        self.host.set_status_line(text)
+
+    async def every(self, interval: float, step: Callable[[int], Awaitable[None]]) -> None:
+        """Run ``step(iteration)`` every ``interval`` seconds until stopped. An exception in
+        one iteration is logged with its traceback and the loop goes on."""
+        iteration = 0
+        while not self.stopping:
+            iteration += 1
+            try:
+                await step(iteration)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log_exception(f"iteration {iteration} failed: {exc!r}")
+            if await self.sleep(interval):
+                break
+
+    def log_exception(self, message: str) -> None:
+        self.error(f"{message}\n{traceback.format_exc().rstrip()}")
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def launch_job(
+        self, job_type: str, metadata: dict | None = None, reason: str | None = None
+    ) -> uuid.UUID:
+        """Create a job on the ``jobs`` queue, record LAUNCHED, and monitor it."""
+        return await self.host.jobs.launch(job_type, metadata or {}, reason)
+
+    async def wait_for_job(self, job_id: uuid.UUID, timeout: float | None = None) -> dict:
+        """Wait until the job ends; returns the job as a dict. Its outcome is recorded in
+        history exactly once (FINISHED, FAILED or CANCELLED)."""
+        return await self.host.jobs.wait(job_id, timeout)
+
+    async def cancel_job(self, job_id: uuid.UUID, reason: str | None = None) -> dict:
+        """Ask the job to cancel; the terminal record follows when it has ended."""
+        return await self.host.jobs.cancel(job_id, reason)
+
+    @property
+    def monitored_jobs(self) -> set[uuid.UUID]:
+        return self.host.jobs.active

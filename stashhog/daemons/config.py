@@ -1,0 +1,52 @@
+"""Daemon configuration: a pydantic schema per daemon type, with a default and a description
+per key. Stored configuration is merged over the defaults and validated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigurationError(ValueError):
+    """A configuration was rejected; ``key`` names the offending key (dotted for nested)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key, self.message = key, message
+
+
+class DaemonConfig(BaseModel):
+    """Settings every daemon has. Subclasses add their own keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+    heartbeat_interval: float = Field(
+        10, gt=0, le=3600, description="Seconds between heartbeat rows in the database."
+    )
+
+
+def describe(schema: type[DaemonConfig]) -> dict[str, dict[str, Any]]:
+    """Defaults with a description and type per key, for the API and the editor."""
+    json_schema = schema.model_json_schema()["properties"]
+    return {
+        name: {
+            "default": field.default,
+            "description": field.description or "",
+            "type": json_schema[name].get("type", "any"),
+        }
+        for name, field in schema.model_fields.items()
+    }
+
+
+def validate_configuration(schema: type[DaemonConfig], stored: dict | None) -> DaemonConfig:
+    """Merge ``stored`` over defaults and validate, naming the first offending key."""
+    if stored is not None and not isinstance(stored, dict):
+        raise ConfigurationError("", "configuration must be a JSON object")
+    try:
+        return schema.model_validate(stored or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        raise ConfigurationError(key, message) from None

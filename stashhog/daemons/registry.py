@@ -1,0 +1,37 @@
+"""Maps ``DaemonType`` to daemon classes. Adding a daemon type is one module and one line
+in ``stashhog/daemons/__init__.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stashhog.daemons.base import BaseDaemon
+
+_registry: dict[str, type[BaseDaemon]] = {}
+
+
+class UnknownDaemonType(LookupError):
+    pass
+
+
+def register(daemon_type: str):
+    """Class decorator: ``@register(DaemonType.TEST_DAEMON)``."""
+
+    def decorate(cls: type[BaseDaemon]) -> type[BaseDaemon]:
+        cls.daemon_type = str(daemon_type)
+        _registry[str(daemon_type)] = cls
+        return cls
+
+    return decorate
+
+
+def get_daemon_class(daemon_type: str) -> type[BaseDaemon]:
+    try:
+        return _registry[str(daemon_type)]
+    except KeyError:
+        raise UnknownDaemonType(f"no daemon class for type {daemon_type!r}") from None
+
+
+def registered_types() -> list[str]:
+    return sorted(_registry)

@@ -1,0 +1,87 @@
+"""TestDaemon: the seed's example daemon, exercising every capability of the framework."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psutil
+from pydantic import Field
+
+from stashhog.daemons.base import BaseDaemon
+from stashhog.daemons.config import DaemonConfig
+from stashhog.daemons.registry import register
+from stashhog.models import DaemonType, JobType
+
+
+class SimulatedError(RuntimeError):
+    pass
+
+
+class TestDaemonConfig(DaemonConfig):
+    log_interval: float = Field(5, gt=0, le=3600, description="Seconds between iterations.")
+    job_interval: float = Field(30, gt=0, le=86400, description="Seconds between TEST jobs.")
+    heartbeat_interval: float = Field(
+        10, gt=0, le=3600, description="Seconds between heartbeat rows in the database."
+    )
+    simulate_errors: bool = Field(
+        False, description="Raise an error every 20th iteration (logged and survived)."
+    )
+    job_metadata: dict = Field(
+        default_factory=dict, description="Metadata for the TEST jobs it launches."
+    )
+
+
+@register(DaemonType.TEST_DAEMON)
+class TestDaemon(BaseDaemon):
+    __test__ = False  # not a pytest class
+    description = "Example daemon: logs at every level, launches and monitors TEST jobs."
+    Config = TestDaemonConfig
+    config: TestDaemonConfig
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._monitors: set[asyncio.Task] = set()
+        self._last_launch = 0.0
+
+    async def on_start(self) -> None:
+        self._loop_time = asyncio.get_running_loop().time
+        self._last_launch = self._loop_time()
+        for job_id in list(self.monitored_jobs):
+            self._monitor(job_id)
+        self.info(f"Test daemon started (log every {self.config.log_interval:g}s)")
+
+    async def run(self) -> None:
+        await self.every(self.config.log_interval, self.iterate)
+
+    async def iterate(self, iteration: int) -> None:
+        self.update_status(f"iteration {iteration}, monitoring {len(self.monitored_jobs)} jobs")
+        self.debug(f"Iteration {iteration}")
+        if iteration % 5 == 0:
+            rss_mb = psutil.Process().memory_info().rss / 1024 / 1024
+            self.info(f"Memory {rss_mb:.1f} MB RSS; monitoring {len(self.monitored_jobs)} jobs")
+        if iteration % 10 == 0:
+            self.warning(f"Iteration {iteration}: periodic warning")
+        if self._loop_time() - self._last_launch >= self.config.job_interval:
+            self._last_launch = self._loop_time()
+            job_id = await self.launch_job(
+                JobType.TEST, self.config.job_metadata, "periodic test job"
+            )
+            self.info(f"Launched TEST job {job_id}")
+            self._monitor(job_id)
+        if self.config.simulate_errors and iteration % 20 == 0:
+            raise SimulatedError(f"simulated error at iteration {iteration}")
+
+    def _monitor(self, job_id: uuid.UUID) -> None:
+        task = asyncio.create_task(self._watch(job_id))
+        self._monitors.add(task)
+        task.add_done_callback(self._monitors.discard)
+
+    async def _watch(self, job_id: uuid.UUID) -> None:
+        job = await self.wait_for_job(job_id)
+        self.info(f"TEST job {job_id} ended {job['status']}")
+
+    async def on_stop(self) -> None:
+        for task in self._monitors:
+            task.cancel()
+        self.info("Test daemon stopping")

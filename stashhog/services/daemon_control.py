@@ -1,0 +1,193 @@
+"""Start, stop and restart daemons: the operator's commands, safe to call concurrently.
+
+Starting takes a new ``generation`` (fencing any earlier instance) and queues one task on the
+``daemons`` queue. Stopping sets the desired state, publishes a stop on the daemon's control
+channel (heard by any pool in milliseconds) and revokes the task with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+
+from stashhog.celery_app import get_celery, send_task
+from stashhog.daemons import ConfigurationError, get_daemon_class
+from stashhog.daemons.config import validate_configuration
+from stashhog.events import control_channel, get_redis
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonStatus, DesiredState
+from stashhog.serializers import daemon_to_dict
+from stashhog.services.daemon_state import change_daemon
+from stashhog.services.errors import Conflict, Invalid, NotFound
+from stashhog.services.lease import lease_holder
+
+daemons = Daemon.__table__
+ACTIVE = {DaemonStatus.STARTING, DaemonStatus.RUNNING}
+# A start that no worker has picked up within this long may be dispatched again.
+STARTING_GRACE = timedelta(seconds=10)
+
+
+def find_daemon_row(ref: uuid.UUID | str) -> Row:
+    """A daemon by id or by name; NotFound otherwise."""
+    column = daemons.c.name
+    try:
+        ref = ref if isinstance(ref, uuid.UUID) else uuid.UUID(str(ref))
+        column = daemons.c.id
+    except ValueError:
+        pass
+    with db.engine.connect() as conn:
+        row = conn.execute(select(daemons).where(column == ref)).first()
+    if row is None:
+        raise NotFound(f"no daemon {str(ref)!r}")
+    return row
+
+
+def start_daemon(
+    ref: uuid.UUID | str,
+    *,
+    wait: float = 0.0,
+    operator: bool = True,
+    restart_count: int | None = None,
+) -> dict:
+    """Ask for the daemon to run. Idempotent: an already running daemon is left alone.
+
+    An operator's start resets the crash budget; the supervisor's passes ``operator=False``
+    and, for a crash restart, the new ``restart_count``. Returns the daemon dict plus
+    ``changed`` and ``message``."""
+    deadline = time.monotonic() + wait
+    for _attempt in range(5):
+        row = find_daemon_row(ref)
+        _check_startable(row)
+        if _already_running(row):
+            return _result(daemon_to_dict(row), False, "daemon is already running")
+        if row.status == DaemonStatus.STOPPING and lease_holder(row.id) is not None:
+            # The old instance keeps its generation until it has stopped, so on_stop() and
+            # its last log lines are written; then this start (or the supervisor) proceeds.
+            data = change_daemon(row.id, if_generation=row.generation,
+                                 desired_state=DesiredState.RUNNING)  # fmt: skip
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _result(data or daemon_to_dict(row), True,
+                               "starts once the previous instance has stopped")  # fmt: skip
+            wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, remaining)
+            continue
+        task_id = str(uuid.uuid4())
+        values: dict[str, Any] = {
+            "desired_state": DesiredState.RUNNING,
+            "status": DaemonStatus.STARTING,
+            "generation": row.generation + 1,
+            "task_id": task_id,
+            "last_error": None,
+            "status_line": None,
+        }
+        if operator or restart_count is not None:
+            values.update(restart_count=restart_count or 0, next_restart_at=None)
+        data = change_daemon(row.id, if_generation=row.generation, **values)
+        if data is not None:
+            break  # else another start or stop raced us: read again
+    else:
+        raise Conflict("daemon is changing concurrently; try again")
+    dispatch(row.id, data["generation"], task_id)
+    if wait:
+        remaining = max(deadline - time.monotonic(), 0.0)
+        data = wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, remaining)
+    return _result(data, True, "daemon started")
+
+
+def dispatch(daemon_id: uuid.UUID, generation: int, task_id: str) -> None:
+    send_task("stashhog.run_daemon", str(daemon_id), generation, task_id=task_id)
+
+
+def _check_startable(row: Row) -> None:
+    if not row.enabled:
+        raise Conflict(f"daemon {row.name!r} is disabled; enable it before starting")
+    try:
+        validate_configuration(get_daemon_class(row.type).Config, row.configuration)
+    except ConfigurationError as exc:
+        raise Invalid(f"stored configuration is invalid: {exc}", key=exc.key) from None
+
+
+def _already_running(row: Row) -> bool:
+    if row.desired_state != DesiredState.RUNNING or row.status not in ACTIVE:
+        return False
+    if lease_holder(row.id) == row.generation:
+        return True
+    fresh = datetime.now(UTC) - row.updated_at < STARTING_GRACE
+    return row.status == DaemonStatus.STARTING and fresh
+
+
+def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
+    """Ask for the daemon to stop. Idempotent: a stopped daemon is left alone."""
+    row = find_daemon_row(ref)
+    if row.desired_state == DesiredState.STOPPED and row.status not in ACTIVE:
+        return _result(daemon_to_dict(row), False, "daemon is already stopped")
+    alive = lease_holder(row.id) is not None
+    if row.status in ACTIVE and alive:
+        data = change_daemon(
+            row.id, desired_state=DesiredState.STOPPED, status=DaemonStatus.STOPPING
+        )
+        request_stop(row.id, row.generation, row.task_id)
+    elif row.status == DaemonStatus.STOPPING and alive:
+        data = change_daemon(row.id, desired_state=DesiredState.STOPPED)
+        request_stop(row.id, row.generation, row.task_id)
+    else:
+        # No live instance (never started, queued, or its worker died): nothing to signal.
+        # A queued task finds desired_state STOPPED when it starts and exits at once.
+        data = finalize_stopped(row, desired=DesiredState.STOPPED)
+    if data is None:
+        data = daemon_to_dict(find_daemon_row(row.id))
+    if wait:
+        data = wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, wait)
+    return _result(data, True, "daemon stopped" if data["status"] != "STOPPING" else "stopping")
+
+
+def finalize_stopped(row: Row, *, desired: str | None = None, reason: str | None = None) -> dict:
+    """Mark a daemon with no live instance STOPPED (ERROR stays ERROR)."""
+    values: dict[str, Any] = {"stopped_at": datetime.now(UTC), "worker_pid": None}
+    if row.status != DaemonStatus.ERROR:
+        values["status"] = DaemonStatus.STOPPED
+    if desired:
+        values["desired_state"] = desired
+    if reason:
+        values["status_line"] = reason
+    return change_daemon(row.id, **values) or daemon_to_dict(row)
+
+
+def request_stop(
+    daemon_id: uuid.UUID, generation: int, task_id: str | None, *, shutdown: bool = False
+) -> None:
+    """Publish the stop on the control channel, then revoke the task with SIGTERM."""
+    message = json.dumps({"action": "stop", "generation": generation, "shutdown": shutdown})
+    get_redis().publish(control_channel(daemon_id), message)
+    if task_id and not shutdown:
+        get_celery().control.revoke(task_id, terminate=True, signal="SIGTERM")
+
+
+def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
+    """Stop (waiting up to the stop timeout), then start with the stored configuration."""
+    stop_daemon(ref, wait=current_app.config["STOP_TIMEOUT"] + 1)
+    result = start_daemon(ref, wait=wait)
+    return _result(result["daemon"], True, "daemon restarted")
+
+
+def wait_for_status(daemon_id: uuid.UUID, statuses: set, timeout: float) -> dict:
+    """Poll the row until its status is one of ``statuses`` or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    query = select(daemons).where(daemons.c.id == daemon_id)
+    while True:
+        with db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row.status in statuses or time.monotonic() >= deadline:
+            return daemon_to_dict(row)
+        time.sleep(0.003)
+
+
+def _result(data: dict, changed: bool, message: str) -> dict:
+    return {"daemon": data, "changed": changed, "message": message}

@@ -1,0 +1,107 @@
+"""Writing log batches (fenced, in one statement) and reading them back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection
+
+from stashhog.events import EventType, publish
+from stashhog.extensions import db
+from stashhog.models import DaemonLog
+from stashhog.models.types import utcnow
+from stashhog.serializers import iso
+from stashhog.services.fencing import hold_generation
+
+logs = DaemonLog.__table__
+# Lines per published daemon_log event: keeps each message small for the relay and browser.
+EVENT_CHUNK = 500
+
+# One INSERT for the whole batch: unnest() turns the column arrays into rows (PostgreSQL).
+_UNNEST_INSERT = text(
+    "INSERT INTO daemon_logs (daemon_id, generation, level, message, created_at, seq) "
+    "SELECT CAST(:daemon_id AS uuid), :generation, t.level, t.message, t.created_at, t.seq "
+    "FROM unnest(CAST(:levels AS text[]), CAST(:messages AS text[]), "
+    "CAST(:created AS timestamptz[]), CAST(:seqs AS bigint[])) "
+    "AS t(level, message, created_at, seq) RETURNING id, seq"
+)
+
+
+class LogLine(NamedTuple):
+    seq: int
+    level: str
+    message: str
+    created_at: datetime
+
+
+def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine]) -> list[dict]:
+    """Persist ``lines`` if ``generation`` still owns the daemon (else ``Fenced``), then
+    publish them. Returns the lines as dicts with their database ids, in order."""
+    with db.engine.begin() as conn:
+        hold_generation(conn, daemon_id, generation)
+        ids = _insert(conn, daemon_id, generation, lines)
+    written = [
+        {
+            "id": ids[line.seq],
+            "daemon_id": str(daemon_id),
+            "level": line.level,
+            "message": line.message,
+            "created_at": iso(line.created_at),
+            "generation": generation,
+            "seq": line.seq,
+        }
+        for line in lines
+    ]
+    for start in range(0, len(written), EVENT_CHUNK):
+        publish(EventType.DAEMON_LOG, daemon_id, lines=written[start : start + EVENT_CHUNK])
+    return written
+
+
+def _insert(conn: Connection, daemon_id, generation: int, lines: Sequence[LogLine]) -> dict:
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            _UNNEST_INSERT,
+            {
+                "daemon_id": str(daemon_id),
+                "generation": generation,
+                "levels": [line.level for line in lines],
+                "messages": [line.message for line in lines],
+                "created": [line.created_at for line in lines],
+                "seqs": [line.seq for line in lines],
+            },
+        )
+    else:
+        rows = conn.execute(
+            insert(logs).returning(logs.c.id, logs.c.seq, sort_by_parameter_order=True),
+            [
+                {"daemon_id": daemon_id, "generation": generation, **line._asdict()}
+                for line in lines
+            ],
+        )
+    return {seq: log_id for log_id, seq in rows}
+
+
+def write_supervisor_log(daemon_id: uuid.UUID, level: str, message: str) -> dict:
+    """A line written on a daemon's behalf by the supervisor or service (no instance, so
+    no generation and no fencing), persisted and published like any other."""
+    with db.engine.begin() as conn:
+        row = conn.execute(
+            insert(logs)
+            .values(daemon_id=daemon_id, level=level, message=message, created_at=utcnow())
+            .returning(*logs.c)
+        ).first()
+    line = {
+        "id": row.id,
+        "daemon_id": str(daemon_id),
+        "level": row.level,
+        "message": row.message,
+        "created_at": iso(row.created_at),
+        "generation": None,
+        "seq": None,
+    }
+    publish(EventType.DAEMON_LOG, daemon_id, lines=[line])
+    return line

@@ -1,0 +1,83 @@
+"""The one place a daemon's row changes state: write the row, then publish the events.
+
+Runtime writes pass the instance's generation as ``if_generation``: the UPDATE matches only
+while that instance still owns the daemon, so a stale instance's write changes nothing
+(fencing). Service writes (start, stop) are conditional on the generation they read, too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection, Row
+
+from stashhog.events import EventType, publish
+from stashhog.extensions import db
+from stashhog.models import Daemon
+from stashhog.serializers import daemon_to_dict
+
+daemons = Daemon.__table__
+
+
+def change_daemon(
+    daemon_id: uuid.UUID | str,
+    *,
+    if_generation: int | None = None,
+    only_if: dict[str, Any] | None = None,
+    conn: Connection | None = None,
+    **values: Any,
+) -> dict | None:
+    """Apply ``values`` to the daemon row, commit, and publish what changed.
+
+    Returns the daemon as a dict, or None when the row is gone, ``if_generation`` no longer
+    owns it, or a column named in ``only_if`` differs from the value given there. Given a
+    ``conn``, the write joins the caller's transaction and the caller calls
+    ``publish_change`` once it has committed.
+    """
+    conditions = dict(only_if or {})
+    if if_generation is not None:
+        conditions["generation"] = if_generation
+    if conn is not None:
+        row = _update_row(conn, daemon_id, conditions, values)
+        return daemon_to_dict(row) if row is not None else None
+    with db.engine.begin() as own:
+        row = _update_row(own, daemon_id, conditions, values)
+    if row is None:
+        return None
+    data = daemon_to_dict(row)
+    publish_change(data, status_changed="status" in values)
+    return data
+
+
+def _update_row(conn: Connection, daemon_id, conditions: dict, values: dict) -> Row | None:
+    stmt = (
+        update(daemons)
+        .where(daemons.c.id == _as_uuid(daemon_id))
+        .where(*(daemons.c[name] == value for name, value in conditions.items()))
+        .values(**values, updated_at=datetime.now(UTC))
+        .returning(*daemons.c)
+    )
+    return conn.execute(stmt).first()
+
+
+def publish_change(data: dict, *, status_changed: bool) -> None:
+    """``daemon_status`` when the status moved, and ``daemon_update`` always."""
+    if status_changed:
+        publish(
+            EventType.DAEMON_STATUS,
+            data["id"],
+            status=data["status"],
+            desired_state=data["desired_state"],
+            generation=data["generation"],
+            status_line=data["status_line"],
+            last_error=data["last_error"],
+            timestamp=data["updated_at"],
+        )
+    publish(EventType.DAEMON_UPDATE, data["id"], daemon=data)
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

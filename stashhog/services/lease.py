@@ -1,0 +1,67 @@
+"""The exactly-one lease: a Redis key per daemon holding the owning instance's generation.
+
+The lease is short-lived and renewed about every second. It is advisory: correctness rests on
+the ``generation`` fencing number in the database, which every write of an instance checks.
+The lease answers "is an instance alive?" quickly, without touching the database.
+"""
+
+from __future__ import annotations
+
+from stashhog.events import get_redis, key
+
+# Renew, or take back a lease that vanished (a Redis restart keeps nothing): 1 if ours now.
+_RENEW = """
+local current = redis.call('GET', KEYS[1])
+if current == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lease_key(daemon_id: object) -> str:
+    return key("lease", daemon_id)
+
+
+def acquire_lease(daemon_id: object, generation: int, ttl: float) -> bool:
+    """Take the lease if nobody holds it."""
+    return bool(get_redis().set(lease_key(daemon_id), generation, nx=True, px=int(ttl * 1000)))
+
+
+def renew_lease(daemon_id: object, generation: int, ttl: float) -> bool:
+    """Extend our lease; False means another generation holds it (we are fenced)."""
+    result = get_redis().eval(_RENEW, 1, lease_key(daemon_id), generation, int(ttl * 1000))
+    return bool(result)
+
+
+def release_lease(daemon_id: object, generation: int) -> bool:
+    return bool(get_redis().eval(_RELEASE, 1, lease_key(daemon_id), generation))
+
+
+def lease_holder(daemon_id: object) -> int | None:
+    """The generation holding the lease, or None when no instance is alive."""
+    value = get_redis().get(lease_key(daemon_id))
+    return int(value) if value is not None else None
+
+
+def lease_holders(daemon_ids: list) -> dict[str, int | None]:
+    """Lease holders of many daemons in one round trip."""
+    if not daemon_ids:
+        return {}
+    values = get_redis().mget([lease_key(daemon_id) for daemon_id in daemon_ids])
+    return {
+        str(daemon_id): int(value) if value is not None else None
+        for daemon_id, value in zip(daemon_ids, values, strict=True)
+    }

@@ -1,0 +1,82 @@
+"""Daemon types for tests only, loaded through ``DAEMON_MODULES`` by the app and workers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from stashhog.daemons.base import BaseDaemon
+from stashhog.daemons.config import DaemonConfig
+from stashhog.daemons.registry import register
+
+
+class BurstConfig(DaemonConfig):
+    lines: int = Field(10_000, ge=0, description="Lines emitted at once after start.")
+
+
+@register("TEST_BURST")
+class BurstDaemon(BaseDaemon):
+    """Emits ``lines`` numbered lines in one burst, then idles until stopped."""
+
+    Config = BurstConfig
+    config: BurstConfig
+
+    async def run(self) -> None:
+        for number in range(self.config.lines):
+            self.info(f"line {number}")
+        self.update_status(f"emitted {self.config.lines} lines")
+        while not await self.sleep(3600):
+            pass
+
+
+class CrashConfig(DaemonConfig):
+    crash_after: float = Field(0.2, ge=0, description="Seconds before run() raises.")
+
+
+@register("TEST_CRASH")
+class CrashDaemon(BaseDaemon):
+    Config = CrashConfig
+    config: CrashConfig
+
+    async def run(self) -> None:
+        await self.sleep(self.config.crash_after)
+        raise RuntimeError("boom from run()")
+
+
+class SlowStopConfig(DaemonConfig):
+    stop_seconds: float = Field(0.5, ge=0, description="Seconds on_stop() takes.")
+
+
+@register("TEST_SLOW_STOP")
+class SlowStopDaemon(BaseDaemon):
+    Config = SlowStopConfig
+    config: SlowStopConfig
+
+    async def run(self) -> None:
+        while not await self.sleep(3600):
+            pass
+
+    async def on_stop(self) -> None:
+        await asyncio.sleep(self.config.stop_seconds)
+        self.info("slow on_stop finished")
+
+
+class TickerConfig(DaemonConfig):
+    interval: float = Field(0.05, gt=0, description="Seconds between numbered lines.")
+
+
+@register("TEST_TICKER")
+class TickerDaemon(BaseDaemon):
+    """Logs "tick N" at a steady rate: the chaos suite counts these per generation."""
+
+    Config = TickerConfig
+    config: TickerConfig
+
+    async def run(self) -> None:
+        number = 0
+        while True:
+            number += 1
+            self.info(f"tick {number}")
+            if await self.sleep(self.config.interval):
+                return

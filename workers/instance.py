@@ -1,0 +1,220 @@
+"""One running daemon instance: the host a ``BaseDaemon`` talks to, and the asyncio program
+that runs it beside lease renewal, heartbeat, stop watcher, log flusher and job monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from flask import Flask
+
+from stashhog.daemons.base import BaseDaemon
+from stashhog.daemons.job_tracker import JobTracker
+from stashhog.events import control_channel
+from stashhog.models import DesiredState
+from stashhog.services import lease
+from stashhog.services.daemon_state import change_daemon
+from stashhog.services.fencing import Fenced
+from workers.log_pipeline import LogPipeline
+
+logger = logging.getLogger(__name__)
+JOB_POLL_INTERVAL = 0.5
+
+
+class DaemonInstance:
+    def __init__(self, app: Flask, daemon_id: uuid.UUID, generation: int, ttl: float) -> None:
+        self.app, self.daemon_id, self.generation, self.ttl = app, daemon_id, generation, ttl
+        self.stop_timeout = app.config["STOP_TIMEOUT"]
+        self.logs = LogPipeline(daemon_id, generation, self.call_db)
+        self.jobs = JobTracker(self)
+        self.stop_event = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.shutdown = self.fenced = False
+        self.error: str | None = None
+        self._status_line: str | None = None
+        self._status_dirty = False
+
+    # -- the DaemonHost protocol -----------------------------------------------------------
+    def emit_log(self, level: str, message: str) -> None:
+        self.logs.emit(level, message)
+
+    def set_status_line(self, text: str | None) -> None:
+        if text != self._status_line:
+            self._status_line, self._status_dirty = text, True
+
+    async def call_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run blocking database work in a thread, in an app context of its own."""
+        return await asyncio.to_thread(self._in_app_context, fn, args, kwargs)
+
+    def _in_app_context(self, fn, args, kwargs):
+        with self.app.app_context():
+            return fn(*args, **kwargs)
+
+    # -- stopping --------------------------------------------------------------------------
+    def request_stop(self, reason: str, *, shutdown: bool = False, fenced: bool = False) -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+        self.shutdown |= shutdown
+        self.fenced |= fenced
+        self.stop_event.set()
+
+    # -- the program -----------------------------------------------------------------------
+    async def main(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
+        """Returns "stopped", "returned", "crashed" or "fenced"."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM received")
+        if self.stop_reason:  # a SIGTERM arrived before the loop existed
+            self.stop_event.set()
+        helpers = [
+            asyncio.create_task(coro)
+            for coro in (
+                self.logs.run(lambda: self.request_stop("fenced", fenced=True)),
+                self._renew_lease(),
+                self._heartbeat(heartbeat_interval),
+                self._watch_control(),
+                self._monitor_jobs(),
+            )
+        ]
+        try:
+            outcome = await self._drive(daemon)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        if not self.fenced:
+            try:
+                await self.logs.drain(self.stop_timeout)
+            except Fenced:
+                self.fenced = True
+        loop.remove_signal_handler(signal.SIGTERM)
+        return "fenced" if self.fenced else outcome
+
+    async def _drive(self, daemon: BaseDaemon) -> str:
+        runner = asyncio.create_task(self._run_daemon(daemon))
+        stopper = asyncio.create_task(self.stop_event.wait())
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=self.stop_timeout)
+        outcome = self._outcome(daemon, runner)
+        if not self.fenced:
+            await self._call_on_stop(daemon)
+        daemon.info(f"stopped ({self.stop_reason or outcome})")
+        return outcome
+
+    async def _run_daemon(self, daemon: BaseDaemon) -> None:
+        await self.jobs.adopt()
+        await daemon.on_start()
+        daemon.info(f"started on generation {self.generation}")
+        await daemon.run()
+
+    def _outcome(self, daemon: BaseDaemon, runner: asyncio.Task) -> str:
+        if not runner.done() or runner.cancelled():
+            return "stopped"
+        exc = runner.exception()
+        if isinstance(exc, Fenced):
+            self.fenced = True
+            return "fenced"
+        if exc is None:
+            return "stopped" if self.stop_event.is_set() else "returned"
+        self.error = "".join(traceback.format_exception(exc)).rstrip()
+        daemon.error(f"run() raised {exc!r}; the daemon is now ERROR\n{self.error}")
+        return "crashed"
+
+    async def _call_on_stop(self, daemon: BaseDaemon) -> None:
+        try:
+            await asyncio.wait_for(daemon.on_stop(), self.stop_timeout)
+        except Exception as exc:
+            daemon.log_exception(f"on_stop() failed: {exc!r}")
+
+    # -- helper coroutines -----------------------------------------------------------------
+    async def _renew_lease(self) -> None:
+        interval = min(1.0, self.ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ours = await asyncio.to_thread(
+                    self._in_app_context,
+                    lease.renew_lease,
+                    (self.daemon_id, self.generation, self.ttl),
+                    {},
+                )
+            except Exception:
+                logger.warning("lease renewal failed; retrying", exc_info=True)
+                continue
+            if not ours:
+                self.request_stop("lease taken by a newer instance", fenced=True)
+                return
+
+    async def _heartbeat(self, interval: float) -> None:
+        # Stops once a stop is requested, so a stop that overruns shows as a STOPPING row
+        # that no longer changes (the supervisor escalates those to SIGKILL).
+        elapsed = 0.0
+        while not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+            elapsed += 0.1
+            if elapsed < interval and not self._status_dirty:
+                continue
+            values: dict[str, Any] = {"status_line": self._status_line}
+            if elapsed >= interval:
+                values["last_heartbeat"], elapsed = datetime.now(UTC), 0.0
+            self._status_dirty = False
+            await self._write_heartbeat(values)
+
+    async def _write_heartbeat(self, values: dict) -> None:
+        try:
+            row = await self.call_db(
+                change_daemon, self.daemon_id, if_generation=self.generation, **values
+            )
+        except Exception:
+            logger.warning("heartbeat write failed; retrying", exc_info=True)
+            return
+        if row is None:
+            self.request_stop("superseded by a newer generation", fenced=True)
+        elif row["desired_state"] == DesiredState.STOPPED:
+            self.request_stop("desired state is STOPPED")
+
+    async def _watch_control(self) -> None:
+        """Hear stop requests on the daemon's control channel; reconnect after errors."""
+        channel = control_channel(self.daemon_id)
+        while True:
+            client = aioredis.Redis.from_url(self.app.config["REDIS_URL"])
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(channel)
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._on_control(json.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("control channel lost; resubscribing", exc_info=True)
+                await asyncio.sleep(0.5)
+            finally:
+                await client.aclose()
+
+    def _on_control(self, message: dict) -> None:
+        target = message.get("generation")
+        if message.get("action") == "stop" and (target is None or target >= self.generation):
+            reason = "worker shutting down" if message.get("shutdown") else "stop requested"
+            self.request_stop(reason, shutdown=bool(message.get("shutdown")))
+
+    async def _monitor_jobs(self) -> None:
+        while True:
+            await asyncio.sleep(JOB_POLL_INTERVAL)
+            try:
+                await self.jobs.poll()
+            except Fenced:
+                self.request_stop("fenced", fenced=True)
+                return
+            except Exception:
+                logger.warning("job monitor failed; retrying", exc_info=True)

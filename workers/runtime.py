@@ -1,0 +1,138 @@
+"""The runtime of one daemon instance inside its Celery task.
+
+``DaemonRuntime.run()`` takes the lease, claims the row for its generation, then drives the
+daemon's ``run()`` with ``asyncio.run`` beside its own coroutines: lease renewal, heartbeat,
+stop watcher, log flusher and job monitor. SIGTERM (from ``revoke(terminate=True)``) and a
+stop message on the control channel both become cancellation of ``run()``; ``on_stop()`` runs,
+the logs are flushed, the final status is written and the lease released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask
+from sqlalchemy import select
+
+from stashhog.daemons import ConfigurationError, UnknownDaemonType, get_daemon_class
+from stashhog.daemons.config import validate_configuration
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonStatus, DesiredState, RestartPolicy
+from stashhog.services import lease
+from stashhog.services.daemon_control import request_stop
+from stashhog.services.daemon_state import change_daemon
+from workers.instance import DaemonInstance
+
+
+class DaemonRuntime:
+    def __init__(
+        self, app: Flask, daemon_id: uuid.UUID, generation: int, task_id: str, hostname: str
+    ) -> None:
+        self.app, self.daemon_id, self.generation = app, daemon_id, generation
+        self.task_id, self.hostname = task_id, hostname
+        self.ttl = app.config["LEASE_TTL"]
+        self.early_stop: str | None = None
+
+    def run(self) -> str:
+        """Run the daemon until it stops; returns how it ended (for the task result/logs)."""
+        previous = signal.signal(signal.SIGTERM, self._early_sigterm)
+        try:
+            row = self._load()
+            if not self._is_current(row):
+                return "stale"
+            if not self._acquire_lease():
+                return "superseded"
+            try:
+                return self._run_owned(row)
+            finally:
+                lease.release_lease(self.daemon_id, self.generation)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _early_sigterm(self, _signum, _frame) -> None:
+        self.early_stop = "SIGTERM received"
+
+    def _run_owned(self, row) -> str:
+        try:
+            daemon_class = get_daemon_class(row.type)
+            config = validate_configuration(daemon_class.Config, row.configuration)
+        except (UnknownDaemonType, ConfigurationError) as exc:
+            self._write_final(DaemonStatus.ERROR, last_error=f"cannot start: {exc}")
+            return "error"
+        now = datetime.now(UTC)
+        claimed = change_daemon(
+            self.daemon_id, if_generation=self.generation,
+            only_if={"desired_state": DesiredState.RUNNING},
+            status=DaemonStatus.RUNNING, started_at=now, last_heartbeat=now, stopped_at=None,
+            worker=self.hostname, worker_pid=os.getpid(), task_id=self.task_id,
+        )  # fmt: skip
+        if claimed is None:
+            return "stale"
+        instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
+        instance.stop_reason = self.early_stop
+        daemon = daemon_class(instance, row.name, config)
+        outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
+        return self._finish(instance, outcome, row.restart_policy)
+
+    def _finish(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> str:
+        if outcome == "fenced":
+            return outcome  # a successor owns the row now: write nothing
+        if outcome == "crashed":
+            self._write_final(DaemonStatus.ERROR, last_error=instance.error)
+        elif outcome == "returned" and restart_policy != RestartPolicy.ALWAYS:
+            self._write_final(
+                DaemonStatus.STOPPED,
+                desired_state=DesiredState.STOPPED,
+                status_line="run() returned",
+            )
+        elif instance.shutdown:
+            self._write_final(DaemonStatus.STOPPED, status_line="worker shut down")
+        else:
+            self._write_final(DaemonStatus.STOPPED)
+        return outcome
+
+    def _write_final(self, status: DaemonStatus, **values) -> None:
+        change_daemon(
+            self.daemon_id, if_generation=self.generation, status=status,
+            stopped_at=datetime.now(UTC), worker_pid=None, **values,
+        )  # fmt: skip
+
+    # -- ownership -------------------------------------------------------------------------
+    def _load(self):
+        with db.engine.connect() as conn:
+            return conn.execute(
+                select(Daemon.__table__).where(Daemon.__table__.c.id == self.daemon_id)
+            ).first()
+
+    def _is_current(self, row) -> bool:
+        return (
+            row is not None
+            and row.generation == self.generation
+            and row.desired_state == DesiredState.RUNNING
+        )
+
+    def _acquire_lease(self) -> bool:
+        """Take the lease, waiting for an older instance that is still stopping."""
+        deadline = time.monotonic() + self.app.config["STOP_TIMEOUT"] + self.ttl + 1
+        asked = False
+        while not lease.acquire_lease(self.daemon_id, self.generation, self.ttl):
+            holder = lease.lease_holder(self.daemon_id)
+            if holder is not None and holder >= self.generation:
+                return False
+            if holder is not None and not asked:
+                request_stop(self.daemon_id, holder, None)
+                asked = True
+            if time.monotonic() > deadline or not self._is_current(self._load()):
+                return False
+            time.sleep(0.01)
+        return True
+
+
+def describe_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).rstrip()

@@ -1,0 +1,42 @@
+"""Worker process hooks: fresh database connections after fork, and a graceful stop of the
+worker's own daemons on warm shutdown (a deploy), so the worker exits in seconds."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init, worker_shutting_down
+from sqlalchemy import select
+
+from stashhog.database import dispose_engine_after_fork
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonStatus
+from stashhog.services.daemon_control import request_stop
+
+logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def reset_connections(sender=None, **_kwargs) -> None:
+    from celery import current_app as celery
+
+    dispose_engine_after_fork(celery.flask_app)
+
+
+@worker_shutting_down.connect
+def stop_local_daemons(sender=None, **_kwargs) -> None:
+    """Ask this worker's daemons to stop; their desired state stays RUNNING, so the
+    supervisor starts them again on a worker that is up."""
+    from celery import current_app as celery
+
+    hostname = str(sender)
+    with celery.flask_app.app_context():
+        query = select(Daemon.id, Daemon.generation).where(
+            Daemon.worker == hostname,
+            Daemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
+        )
+        local = db.session.execute(query).all()
+        for daemon_id, generation in local:
+            request_stop(daemon_id, generation, None, shutdown=True)
+        db.session.remove()
+    logger.info("asked %d local daemon(s) to stop for shutdown", len(local))
