@@ -7,7 +7,7 @@ import uuid
 from celery import shared_task
 from flask import current_app
 
-from workers import signals  # noqa: F401  (worker signal handlers)
+from workers import control, signals  # noqa: F401  (remote control command, signal handlers)
 from workers.runtime import DaemonRuntime
 
 

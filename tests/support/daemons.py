@@ -80,3 +80,24 @@ class TickerDaemon(BaseDaemon):
             self.info(f"tick {number}")
             if await self.sleep(self.config.interval):
                 return
+
+
+class StuckStopConfig(DaemonConfig):
+    block_seconds: float = Field(60, ge=0, description="Seconds on_stop() blocks the loop.")
+
+
+@register("TEST_STUCK_STOP")
+class StuckStopDaemon(BaseDaemon):
+    """Blocks its event loop in on_stop(): only SIGKILL ends it."""
+
+    Config = StuckStopConfig
+    config: StuckStopConfig
+
+    async def run(self) -> None:
+        while not await self.sleep(3600):
+            pass
+
+    async def on_stop(self) -> None:
+        import time
+
+        time.sleep(self.config.block_seconds)

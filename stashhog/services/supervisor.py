@@ -1,0 +1,175 @@
+"""The reconciler: drives every daemon's actual state towards its desired state.
+
+Beat runs ``reconcile()`` every RECONCILE_INTERVAL seconds on the ``supervisor`` queue. A pass
+is idempotent and safe beside another pass: each action is a conditional write (generation
+fencing, as in the service) and a Redis lock keeps passes from overlapping needlessly. Every
+decision is written to the daemon's log, so an operator can read why it acted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+
+from stashhog.celery_app import get_celery
+from stashhog.events import get_redis, key
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonStatus, DesiredState, LogLevel, RestartPolicy
+from stashhog.services import daemon_control
+from stashhog.services.daemon_logs import write_supervisor_log
+from stashhog.services.daemon_state import change_daemon
+from stashhog.services.errors import ServiceError
+from stashhog.services.lease import lease_holders
+
+daemons = Daemon.__table__
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+# A queued start that no worker took within this long is reported and dispatched again
+# (a Redis restart loses queued messages; stale copies exit at once by generation).
+DISPATCH_TIMEOUT = timedelta(seconds=10)
+# Without a pass for this long, the cluster counts as (re)started: auto_start applies.
+CLUSTER_ALIVE_TTL = 30
+
+
+@dataclass
+class PassReport:
+    actions: list[str] = field(default_factory=list)
+    booted: bool = False
+
+    def note(self, row: Row, level: str, message: str) -> None:
+        self.actions.append(f"{row.name}: {message}")
+        write_supervisor_log(row.id, level, f"supervisor: {message}")
+
+
+def reconcile() -> PassReport | None:
+    """One supervision pass; None when another pass holds the lock."""
+    redis = get_redis()
+    lock = redis.lock(key("supervisor", "lock"), timeout=30, blocking=False)
+    if not lock.acquire():
+        return None
+    try:
+        report = PassReport()
+        if redis.set(key("supervisor", "alive"), 1, ex=CLUSTER_ALIVE_TTL, get=True) is None:
+            report.booted = bool(boot(report))
+        rows = _all_rows()
+        holders = lease_holders([row.id for row in rows])
+        now = datetime.now(UTC)
+        for row in rows:
+            try:
+                reconcile_daemon(row, holders[str(row.id)], now, report)
+            except ServiceError as exc:
+                report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
+        return report
+    finally:
+        lock.release()
+
+
+def boot(report: PassReport | None = None) -> int:
+    """Cluster start: enabled auto-start daemons get desired state RUNNING."""
+    rows = [row for row in _all_rows() if row.enabled and row.auto_start]
+    for row in rows:
+        if row.desired_state != DesiredState.RUNNING:
+            change_daemon(row.id, desired_state=DesiredState.RUNNING)
+            if report:
+                report.note(row, LogLevel.INFO, "cluster start: auto_start sets desired RUNNING")
+    return len(rows)
+
+
+def reconcile_daemon(row: Row, holder: int | None, now: datetime, report: PassReport) -> None:
+    alive = holder is not None
+    if row.desired_state == DesiredState.RUNNING:
+        _towards_running(row, alive, now, report)
+    else:
+        _towards_stopped(row, alive, now, report)
+
+
+def _towards_running(row: Row, alive: bool, now: datetime, report: PassReport) -> None:
+    if not row.enabled:
+        report.note(row, LogLevel.WARNING, "disabled while desired RUNNING: stopping it")
+        daemon_control.stop_daemon(row.id)
+    elif row.status == DaemonStatus.RUNNING and not alive:
+        report.note(row, LogLevel.WARNING, f"lease of generation {row.generation} expired "
+                    f"(worker {row.worker or '?'} gone): starting a new instance")  # fmt: skip
+        daemon_control.start_daemon(row.id, operator=False)
+    elif row.status == DaemonStatus.STARTING and not alive:
+        if now - row.updated_at > DISPATCH_TIMEOUT:
+            report.note(row, LogLevel.WARNING, "no worker on the daemons queue took the start "
+                        f"within {DISPATCH_TIMEOUT.seconds}s: dispatching again")  # fmt: skip
+            daemon_control.start_daemon(row.id, operator=False)
+    elif row.status in (DaemonStatus.STOPPED, DaemonStatus.STOPPING) and not alive:
+        report.note(row, LogLevel.INFO, "desired RUNNING but no instance: starting")
+        daemon_control.start_daemon(row.id, operator=False)
+    elif row.status == DaemonStatus.ERROR and not alive:
+        _restart_crashed(row, now, report)
+    elif row.status == DaemonStatus.RUNNING and row.restart_count and _healthy_for_window(row, now):
+        change_daemon(row.id, if_generation=row.generation, restart_count=0)
+
+
+def _restart_crashed(row: Row, now: datetime, report: PassReport) -> None:
+    if row.restart_policy == RestartPolicy.NEVER:
+        give_up(row, "crashed; restart_policy is never", report)
+    elif row.restart_count >= row.max_restarts:
+        give_up(row, f"crashed {row.restart_count + 1} times within {row.restart_window}s; "
+                "restart budget spent", report)  # fmt: skip
+    elif row.next_restart_at is None:
+        delay = min(BACKOFF_BASE * 2**row.restart_count, BACKOFF_CAP)
+        scheduled = change_daemon(row.id, if_generation=row.generation,
+                                  next_restart_at=now + timedelta(seconds=delay))  # fmt: skip
+        if scheduled:
+            report.note(row, LogLevel.WARNING, f"crashed; restarting in {delay:g}s "
+                        f"(attempt {row.restart_count + 1} of {row.max_restarts})")  # fmt: skip
+    elif now >= row.next_restart_at:
+        report.note(row, LogLevel.INFO, f"restarting after crash (attempt {row.restart_count + 1})")
+        daemon_control.start_daemon(row.id, operator=False, restart_count=row.restart_count + 1)
+
+
+def give_up(row: Row, reason: str, report: PassReport) -> None:
+    changed = change_daemon(row.id, if_generation=row.generation,
+                            desired_state=DesiredState.STOPPED, status_line=reason)  # fmt: skip
+    if changed:
+        report.note(row, LogLevel.ERROR, f"{reason}: staying ERROR until an operator starts it")
+
+
+def _healthy_for_window(row: Row, now: datetime) -> bool:
+    return row.started_at is not None and now - row.started_at > timedelta(
+        seconds=row.restart_window
+    )
+
+
+def _towards_stopped(row: Row, alive: bool, now: datetime, report: PassReport) -> None:
+    if row.status in (DaemonStatus.RUNNING, DaemonStatus.STARTING) and alive:
+        report.note(row, LogLevel.WARNING, "desired STOPPED but an instance runs: stopping it")
+        daemon_control.stop_daemon(row.id)
+    elif row.status in (DaemonStatus.RUNNING, DaemonStatus.STARTING, DaemonStatus.STOPPING):
+        if not alive:
+            report.note(row, LogLevel.INFO, "instance gone: marking STOPPED")
+            daemon_control.finalize_stopped(row)
+        elif now - row.updated_at > _stop_deadline():
+            kill(row, report)
+
+
+def _stop_deadline() -> timedelta:
+    return timedelta(seconds=current_app.config["STOP_TIMEOUT"] + 2)
+
+
+def kill(row: Row, report: PassReport) -> None:
+    """Escalate a stop that overran STOP_TIMEOUT: SIGKILL, and fence the old generation."""
+    timeout = current_app.config["STOP_TIMEOUT"]
+    report.note(row, LogLevel.ERROR, f"did not stop within {timeout:g}s: killing it (SIGKILL)")
+    if row.worker and row.worker_pid:
+        # By name, as stashhog/ never imports workers/ (see workers/control.py).
+        get_celery().control.broadcast(
+            "kill_pool_process", arguments={"pid": row.worker_pid}, destination=[row.worker]
+        )
+    fenced = change_daemon(row.id, if_generation=row.generation, generation=row.generation + 1)
+    if fenced:
+        daemon_control.finalize_stopped(daemon_control.find_daemon_row(row.id))
+
+
+def _all_rows() -> list[Row]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(select(daemons).order_by(daemons.c.name)))

@@ -1,0 +1,135 @@
+"""The reconciler's decisions, one pass at a time, on real workers, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psutil
+import pytest
+from sqlalchemy import select, update
+
+from stashhog.events import get_redis, key
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonLog
+from stashhog.services import lease, supervisor
+from stashhog.services.daemon_control import start_daemon, stop_daemon
+from tests.support.wait import eventually
+
+FAST = {"log_interval": 0.2, "heartbeat_interval": 0.5, "job_interval": 3600}
+pytestmark = pytest.mark.usefixtures("daemons_worker")
+
+
+def row(daemon_id) -> Daemon:
+    db.session.expire_all()
+    return db.session.get(Daemon, daemon_id)
+
+
+def set_columns(daemon_id, **values) -> None:
+    """Change the row behind the runtime's back, as a fault would."""
+    db.session.execute(update(Daemon).where(Daemon.id == daemon_id).values(**values))
+    db.session.commit()
+
+
+def supervisor_lines(daemon_id) -> list[str]:
+    db.session.expire_all()
+    query = select(DaemonLog.message).where(
+        DaemonLog.daemon_id == daemon_id, DaemonLog.message.like("supervisor:%")
+    )
+    return list(db.session.scalars(query.order_by(DaemonLog.id)))
+
+
+def test_a_running_row_whose_lease_expired_gets_a_new_instance(make_daemon):
+    daemon = make_daemon(configuration=FAST)
+    first = start_daemon(daemon.id, wait=2)["daemon"]
+    # Simulate a vanished instance: its lease is gone and its writes are fenced off.
+    set_columns(daemon.id, generation=first["generation"] + 1)
+    get_redis().delete(lease.lease_key(daemon.id))
+    supervisor.reconcile()
+    eventually(lambda: row(daemon.id).status == "RUNNING"
+               and lease.lease_holder(daemon.id) == row(daemon.id).generation)  # fmt: skip
+    assert row(daemon.id).generation == first["generation"] + 2
+    assert any("lease of generation" in line for line in supervisor_lines(daemon.id))
+    stop_daemon(daemon.id, wait=3)
+
+
+def test_a_crashed_daemon_restarts_with_backoff_until_its_budget_is_spent(make_daemon):
+    daemon = make_daemon(type="TEST_CRASH", configuration={"crash_after": 0.05}, max_restarts=2)
+    start_daemon(daemon.id, wait=2)
+    for attempt in (1, 2):
+        eventually(lambda: row(daemon.id).status == "ERROR", timeout=5)
+        supervisor.reconcile()  # schedules the restart
+        scheduled = row(daemon.id).next_restart_at
+        delay = (scheduled - datetime.now(UTC)).total_seconds()
+        assert 2 ** (attempt - 1) - 0.5 < delay <= 2 ** (attempt - 1)
+        eventually(lambda: datetime.now(UTC) >= scheduled, timeout=3)
+        supervisor.reconcile()  # restarts it
+        eventually(lambda a=attempt: row(daemon.id).restart_count == a, timeout=3)
+    eventually(lambda: row(daemon.id).status == "ERROR", timeout=5)
+    supervisor.reconcile()
+    final = row(daemon.id)
+    assert final.status == "ERROR" and final.desired_state == "STOPPED"
+    assert "restart budget spent" in final.status_line
+    lines = supervisor_lines(daemon.id)
+    assert any("restarting in 1s (attempt 1 of 2)" in line for line in lines)
+    assert any("restarting in 2s (attempt 2 of 2)" in line for line in lines)
+    # An operator's start resets the budget.
+    assert start_daemon(daemon.id)["daemon"]["restart_count"] == 0
+    stop_daemon(daemon.id, wait=3)
+
+
+def test_restart_policy_never_leaves_a_crashed_daemon_in_error(make_daemon):
+    daemon = make_daemon(type="TEST_CRASH", configuration={"crash_after": 0.05},
+                         restart_policy="never")  # fmt: skip
+    start_daemon(daemon.id, wait=2)
+    eventually(lambda: row(daemon.id).status == "ERROR", timeout=5)
+    supervisor.reconcile()
+    assert row(daemon.id).desired_state == "STOPPED"
+    assert "restart_policy is never" in row(daemon.id).status_line
+
+
+def test_cluster_start_applies_auto_start(make_daemon):
+    auto = make_daemon(configuration=FAST, auto_start=True)
+    manual = make_daemon(configuration=FAST)
+    get_redis().delete(key("supervisor", "alive"))
+    report = supervisor.reconcile()
+    assert report.booted
+    assert row(auto.id).desired_state == "RUNNING"
+    assert row(manual.id).desired_state == "STOPPED"
+    eventually(lambda: row(auto.id).status == "RUNNING", timeout=5)
+    # Later passes are not cluster starts: a stopped auto-start daemon stays stopped.
+    stop_daemon(auto.id, wait=3)
+    assert supervisor.reconcile().booted is False
+    assert row(auto.id).desired_state == "STOPPED"
+
+
+def test_desired_stopped_with_a_live_instance_is_stopped(make_daemon):
+    daemon = make_daemon(configuration=FAST)
+    start_daemon(daemon.id, wait=2)
+    set_columns(daemon.id, desired_state="STOPPED")  # e.g. a lost stop request
+    supervisor.reconcile()
+    eventually(lambda: row(daemon.id).status == "STOPPED", timeout=3)
+
+
+def test_a_stop_that_overruns_the_timeout_is_killed_and_fenced(make_daemon, app):
+    daemon = make_daemon(type="TEST_STUCK_STOP", configuration={"block_seconds": 60})
+    started = start_daemon(daemon.id, wait=2)["daemon"]
+    generation, final_pid = started["generation"], started["worker_pid"]
+    stop_daemon(daemon.id)
+    assert row(daemon.id).status == "STOPPING"
+    overdue = datetime.now(UTC) - timedelta(seconds=app.config["STOP_TIMEOUT"] + 3)
+    set_columns(daemon.id, updated_at=overdue)  # as if the timeout had passed
+    supervisor.reconcile()
+    final = row(daemon.id)
+    assert final.status == "STOPPED" and final.generation == generation + 1
+    assert any("killing it (SIGKILL)" in line for line in supervisor_lines(daemon.id))
+    eventually(lambda: not psutil.pid_exists(final_pid), timeout=3)
+
+
+def test_concurrent_passes_do_not_overlap(app_ctx):
+    redis = get_redis()
+    lock = redis.lock(key("supervisor", "lock"), timeout=5)
+    assert lock.acquire(blocking=False)
+    try:
+        assert supervisor.reconcile() is None
+    finally:
+        lock.release()
