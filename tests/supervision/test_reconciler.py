@@ -61,7 +61,7 @@ def test_a_crashed_daemon_restarts_with_backoff_until_its_budget_is_spent(make_d
         scheduled = row(daemon.id).next_restart_at
         delay = (scheduled - datetime.now(UTC)).total_seconds()
         assert 2 ** (attempt - 1) - 0.5 < delay <= 2 ** (attempt - 1)
-        eventually(lambda: datetime.now(UTC) >= scheduled, timeout=3)
+        eventually(lambda s=scheduled: datetime.now(UTC) >= s, timeout=3)
         supervisor.reconcile()  # restarts it
         eventually(lambda a=attempt: row(daemon.id).restart_count == a, timeout=3)
     eventually(lambda: row(daemon.id).status == "ERROR", timeout=5)
