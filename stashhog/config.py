@@ -32,9 +32,10 @@ class Config:
     REDIS_URL = "redis://127.0.0.1:6379/0"
     # Seconds a stopping daemon gets for on_stop() before it is killed.
     STOP_TIMEOUT = 10.0
-    # Seconds a daemon's lease lives without renewal; renewed about every second.
-    LEASE_TTL = 5.0
-    RECONCILE_INTERVAL = 1.5
+    # Seconds a daemon's lease lives without renewal; renewed every TTL/3 (at most 1 s).
+    # Failover after a worker dies takes about TTL + RECONCILE_INTERVAL.
+    LEASE_TTL = 3.0
+    RECONCILE_INTERVAL = 1.0
     # Request bodies larger than this are refused with 413.
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Extra modules (comma-separated) that register daemon types, e.g. a plugin package.

@@ -1,4 +1,4 @@
-"""Create the daemons, daemon_logs, daemon_job_history and jobs tables.
+"""Create the daemons, daemon_logs, daemon_job_history, jobs and cluster_state tables.
 
 Revision ID: 0001_create_daemon_tables
 Revises:
@@ -90,8 +90,12 @@ def upgrade():
     op.create_index(
         "ix_daemon_logs_daemon_id_level_id", "daemon_logs", ["daemon_id", "level", "id"]
     )
+    # A line's identity: a flush retried after a lost commit reply cannot duplicate it.
     op.create_index(
-        "ix_daemon_logs_daemon_id_created_at", "daemon_logs", ["daemon_id", "created_at"]
+        "uq_daemon_logs_daemon_id_generation_seq",
+        "daemon_logs",
+        ["daemon_id", "generation", "seq"],
+        unique=True,
     )
     op.create_table(
         "daemon_job_history",
@@ -125,7 +129,16 @@ def upgrade():
     )
 
 
+    op.create_table(
+        "cluster_state",
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("value", JSONType),
+        ts("updated_at", nullable=False),
+    )
+
+
 def downgrade():
+    op.drop_table("cluster_state")
     op.drop_table("daemon_job_history")
     op.drop_table("daemon_logs")
     op.drop_table("jobs")

@@ -1,5 +1,6 @@
 """The database schema: PostgreSQL in production, SQLite as the embedded default."""
 
+from stashhog.models.cluster import ClusterState
 from stashhog.models.daemon import Daemon, DaemonJobHistory, DaemonLog
 from stashhog.models.enums import (
     DaemonJobAction,
@@ -14,6 +15,7 @@ from stashhog.models.enums import (
 from stashhog.models.job import Job
 
 __all__ = [
+    "ClusterState",
     "Daemon",
     "DaemonJobAction",
     "DaemonJobHistory",

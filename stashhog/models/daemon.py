@@ -61,7 +61,9 @@ class DaemonLog(db.Model):
     __table_args__ = (
         Index("ix_daemon_logs_daemon_id_id", "daemon_id", "id"),
         Index("ix_daemon_logs_daemon_id_level_id", "daemon_id", "level", "id"),
-        Index("ix_daemon_logs_daemon_id_created_at", "daemon_id", "created_at"),
+        Index(
+            "uq_daemon_logs_daemon_id_generation_seq", "daemon_id", "generation", "seq", unique=True
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -27,7 +27,9 @@ _UNNEST_INSERT = text(
     "SELECT CAST(:daemon_id AS uuid), :generation, t.level, t.message, t.created_at, t.seq "
     "FROM unnest(CAST(:levels AS text[]), CAST(:messages AS text[]), "
     "CAST(:created AS timestamptz[]), CAST(:seqs AS bigint[])) "
-    "AS t(level, message, created_at, seq) RETURNING id, seq"
+    "AS t(level, message, created_at, seq) "
+    # A retry of a batch whose commit reply was lost skips the lines already stored.
+    "ON CONFLICT (daemon_id, generation, seq) DO NOTHING RETURNING id, seq"
 )
 
 
@@ -40,7 +42,7 @@ class LogLine(NamedTuple):
 
 def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine]) -> list[dict]:
     """Persist ``lines`` if ``generation`` still owns the daemon (else ``Fenced``), then
-    publish them. Returns the lines as dicts with their database ids, in order."""
+    publish them. Returns the newly stored lines as dicts with their ids, in order."""
     with db.engine.begin() as conn:
         hold_generation(conn, daemon_id, generation)
         ids = _insert(conn, daemon_id, generation, lines)
@@ -55,6 +57,7 @@ def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLi
             "seq": line.seq,
         }
         for line in lines
+        if line.seq in ids
     ]
     for start in range(0, len(written), EVENT_CHUNK):
         publish(EventType.DAEMON_LOG, daemon_id, lines=written[start : start + EVENT_CHUNK])

@@ -12,13 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
 from stashhog.celery_app import get_celery
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
-from stashhog.models import Daemon, DaemonStatus, DesiredState, LogLevel, RestartPolicy
+from stashhog.models import (
+    ClusterState,
+    Daemon,
+    DaemonStatus,
+    DesiredState,
+    LogLevel,
+    RestartPolicy,
+)
 from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_state import change_daemon
@@ -26,13 +33,14 @@ from stashhog.services.errors import ServiceError
 from stashhog.services.lease import lease_holders
 
 daemons = Daemon.__table__
+cluster = ClusterState.__table__
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 # A queued start that no worker took within this long is reported and dispatched again
 # (a Redis restart loses queued messages; stale copies exit at once by generation).
 DISPATCH_TIMEOUT = timedelta(seconds=10)
 # Without a pass for this long, the cluster counts as (re)started: auto_start applies.
-CLUSTER_ALIVE_TTL = 30
+CLUSTER_IDLE = timedelta(seconds=30)
 
 
 @dataclass
@@ -53,19 +61,43 @@ def reconcile() -> PassReport | None:
         return None
     try:
         report = PassReport()
-        if redis.set(key("supervisor", "alive"), 1, ex=CLUSTER_ALIVE_TTL, get=True) is None:
+        cluster_start, redis_restarted = _mark_pass()
+        if cluster_start:
             report.booted = bool(boot(report))
+        elif redis_restarted:
+            # Leases died with Redis; live instances re-take theirs within a second.
+            ttl = current_app.config["LEASE_TTL"]
+            redis.set(key("supervisor", "grace"), 1, px=int((ttl + 1) * 1000))
+        in_grace = bool(redis.exists(key("supervisor", "grace")))
         rows = _all_rows()
         holders = lease_holders([row.id for row in rows])
         now = datetime.now(UTC)
         for row in rows:
             try:
-                reconcile_daemon(row, holders[str(row.id)], now, report)
+                reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
             except ServiceError as exc:
                 report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
         return report
     finally:
         lock.release()
+
+
+def _mark_pass() -> tuple[bool, bool]:
+    """Record this pass; tell a cluster start (no pass for CLUSTER_IDLE, kept in the database)
+    from a Redis restart (the Redis marker alone is gone)."""
+    now = datetime.now(UTC)
+    with db.engine.begin() as conn:
+        query = select(cluster.c.updated_at).where(cluster.c.name == "supervisor")
+        previous = conn.execute(query.with_for_update()).scalar()
+        if previous is None:
+            conn.execute(insert(cluster).values(name="supervisor", updated_at=now))
+        else:
+            conn.execute(
+                update(cluster).where(cluster.c.name == "supervisor").values(updated_at=now)
+            )
+    cluster_start = previous is None or now - previous > CLUSTER_IDLE
+    redis_marker = get_redis().set(key("supervisor", "seen"), 1, get=True)
+    return cluster_start, redis_marker is None and not cluster_start
 
 
 def boot(report: PassReport | None = None) -> int:
@@ -79,9 +111,13 @@ def boot(report: PassReport | None = None) -> int:
     return len(rows)
 
 
-def reconcile_daemon(row: Row, holder: int | None, now: datetime, report: PassReport) -> None:
+def reconcile_daemon(
+    row: Row, holder: int | None, now: datetime, report: PassReport, in_grace: bool = False
+) -> None:
     alive = holder is not None
     if row.desired_state == DesiredState.RUNNING:
+        if in_grace and not alive and row.status == DaemonStatus.RUNNING:
+            return  # its lease may come back: see reconcile()
         _towards_running(row, alive, now, report)
     else:
         _towards_stopped(row, alive, now, report)

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
-from stashhog.models import Daemon, DaemonLog
+from stashhog.models import ClusterState, Daemon, DaemonLog
 from stashhog.services import lease, supervisor
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.support.wait import eventually
@@ -90,7 +90,8 @@ def test_restart_policy_never_leaves_a_crashed_daemon_in_error(make_daemon):
 def test_cluster_start_applies_auto_start(make_daemon):
     auto = make_daemon(configuration=FAST, auto_start=True)
     manual = make_daemon(configuration=FAST)
-    get_redis().delete(key("supervisor", "alive"))
+    db.session.execute(delete(ClusterState))  # no pass has ever run: a cluster start
+    db.session.commit()
     report = supervisor.reconcile()
     assert report.booted
     assert row(auto.id).desired_state == "RUNNING"
@@ -133,3 +134,16 @@ def test_concurrent_passes_do_not_overlap(app_ctx):
         assert supervisor.reconcile() is None
     finally:
         lock.release()
+
+
+def test_a_redis_restart_is_not_a_cluster_start_and_spares_live_instances(make_daemon):
+    auto = make_daemon(configuration=FAST, auto_start=True)
+    running = make_daemon(configuration=FAST)
+    generation = start_daemon(running.id, wait=2)["daemon"]["generation"]
+    supervisor.reconcile()
+    get_redis().delete(key("supervisor", "seen"), lease.lease_key(running.id))  # as on restart
+    report = supervisor.reconcile()
+    assert report.booted is False and row(auto.id).desired_state == "STOPPED"
+    assert row(running.id).generation == generation  # no failover for a lost lease key
+    eventually(lambda: lease.lease_holder(running.id) == generation, timeout=3)
+    stop_daemon(running.id, wait=3)
