@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from stashhog.extensions import db
-from stashhog.models import DaemonJobHistory, DaemonLog, Job
+from stashhog.models import Daemon, DaemonJobHistory, DaemonLog, Job
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.support.wait import eventually
 
@@ -114,3 +114,30 @@ def test_cancel_job_from_a_daemon_records_one_terminal_cancelled(make_daemon, ap
     db.session.expire_all()
     job = db.session.get(Job, job_id)
     assert job.status == "cancelled" and job.progress < 100
+
+
+def test_a_restarted_daemon_readopts_its_unfinished_jobs(make_daemon):
+    from stashhog.services.daemon_control import restart_daemon
+
+    config = {
+        "log_interval": 0.1,
+        "job_interval": 0.3,
+        "heartbeat_interval": 0.5,
+        "job_metadata": {"steps": 4, "step_seconds": 0.5},
+    }
+    daemon = make_daemon(configuration=config)
+    start_daemon(daemon.id, wait=2)
+    launched = eventually(
+        lambda: [job for job, action in history(daemon.id) if action == "LAUNCHED"], 5
+    )[0]
+    db.session.get(Daemon, daemon.id).configuration = {**config, "job_interval": 3600}
+    db.session.commit()
+    restart_daemon(daemon.id, wait=3)  # the job is still running
+
+    def outcome():
+        actions = [action for job, action in history(daemon.id) if job == launched]
+        return actions if "FINISHED" in actions else None
+
+    actions = eventually(outcome, timeout=10)
+    assert actions == ["LAUNCHED", "MONITORED", "FINISHED"]
+    stop_daemon(daemon.id, wait=3)
