@@ -1,0 +1,18 @@
+"""``flask daemons …``: operate daemons from a shell.
+
+Every command takes a daemon's name or id, prints aligned tables (or JSON with ``--json``) on
+stdout, and reports errors as one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.cli import AppGroup
+
+daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.")
+
+from stashhog.cli import daemons, logs, supervision  # noqa: E402,F401  (commands register)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(daemons_cli)
