@@ -66,7 +66,10 @@ def start_daemon(
         row = find_daemon_row(ref)
         _check_startable(row)
         if _already_running(row):
-            return _result(daemon_to_dict(row), False, "daemon is already running")
+            data = daemon_to_dict(row)
+            if wait and row.status == DaemonStatus.STARTING:
+                data = wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, wait)
+            return _result(data, False, "daemon is already running")
         if row.status == DaemonStatus.STOPPING and lease_holder(row.id) is not None:
             # The old instance keeps its generation until it has stopped, so on_stop() and
             # its last log lines are written; then this start (or the supervisor) proceeds.

@@ -155,3 +155,16 @@ def test_a_redis_restart_is_not_a_cluster_start_and_spares_live_instances(make_d
     assert row(running.id).generation == generation  # no failover for a lost lease key
     eventually(lambda: lease.lease_holder(running.id) == generation, timeout=3)
     stop_daemon(running.id, wait=3)
+
+
+def test_boot_and_reconcile_commands(app, make_daemon):
+    auto = make_daemon(configuration=FAST, auto_start=True, enabled=True)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["daemons", "boot", "--json"])
+    assert result.exit_code == 0 and '"auto_started": 1' in result.output
+    assert row(auto.id).desired_state == "RUNNING"
+    result = runner.invoke(args=["daemons", "reconcile"])
+    assert result.exit_code == 0
+    assert f"{auto.name}: desired RUNNING but no instance: starting" in result.output
+    eventually(lambda: row(auto.id).status == "RUNNING", timeout=5)
+    stop_daemon(auto.id, wait=3)
