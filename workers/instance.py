@@ -4,7 +4,7 @@ that runs it beside lease renewal, heartbeat, stop watcher, log flusher and job 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import signal
 import traceback
@@ -13,16 +13,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
 from flask import Flask
+from sqlalchemy import select
 
 from stashhog.daemons.base import BaseDaemon
 from stashhog.daemons.job_tracker import JobTracker
 from stashhog.events import control_channel
-from stashhog.models import DesiredState
+from stashhog.extensions import db
+from stashhog.models import Daemon, DesiredState
 from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
+from workers.control_watcher import ControlWatcher
 from workers.log_pipeline import LogPipeline
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class DaemonInstance:
         self.error: str | None = None
         self._status_line: str | None = None
         self._status_dirty = False
+        self._background: set[asyncio.Task] = set()
 
     # -- the DaemonHost protocol -----------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
@@ -71,31 +74,44 @@ class DaemonInstance:
         """Returns "stopped", "returned", "crashed" or "fenced"."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM received")
-        if self.stop_reason:  # a SIGTERM arrived before the loop existed
-            self.stop_event.set()
+        try:
+            if self.stop_reason:  # a SIGTERM arrived before the handler was installed
+                self.stop_event.set()
+            outcome = await self._supervised(daemon, heartbeat_interval)
+            if not self.fenced:
+                await self._drain_logs()
+            return "fenced" if self.fenced else outcome
+        finally:
+            # Closing the loop would leave SIGTERM at SIG_DFL, and a late revoke would then
+            # kill the process before its final status is written: use a plain handler.
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, _late_sigterm)
+
+    async def _supervised(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
+        """Drive the daemon beside the stop watcher and the helper coroutines."""
+        watcher = self._start_watcher(asyncio.get_running_loop())
         helpers = [
             asyncio.create_task(coro)
             for coro in (
                 self.logs.run(lambda: self.request_stop("fenced", fenced=True)),
                 self._renew_lease(),
                 self._heartbeat(heartbeat_interval),
-                self._watch_control(),
                 self._monitor_jobs(),
             )
         ]
         try:
-            outcome = await self._drive(daemon)
+            return await self._drive(daemon)
         finally:
+            watcher.stop()
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-        if not self.fenced:
-            try:
-                await self.logs.drain(self.stop_timeout)
-            except Fenced:
-                self.fenced = True
-        loop.remove_signal_handler(signal.SIGTERM)
-        return "fenced" if self.fenced else outcome
+
+    async def _drain_logs(self) -> None:
+        try:
+            await self.logs.drain(self.stop_timeout)
+        except Fenced:
+            self.fenced = True
 
     async def _drive(self, daemon: BaseDaemon) -> str:
         runner = asyncio.create_task(self._run_daemon(daemon))
@@ -183,24 +199,36 @@ class DaemonInstance:
         elif row["desired_state"] == DesiredState.STOPPED:
             self.request_stop("desired state is STOPPED")
 
-    async def _watch_control(self) -> None:
-        """Hear stop requests on the daemon's control channel; reconnect after errors."""
-        channel = control_channel(self.daemon_id)
-        while True:
-            client = aioredis.Redis.from_url(self.app.config["REDIS_URL"])
-            try:
-                async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self._on_control(json.loads(message["data"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("control channel lost; resubscribing", exc_info=True)
-                await asyncio.sleep(0.5)
-            finally:
-                await client.aclose()
+    def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> ControlWatcher:
+        def deliver(message: dict) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._on_control, message)
+
+        def subscribed() -> None:
+            # A stop published before we listened is not replayed: read the row once.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: self._spawn(self._check_desired()))
+
+        watcher = ControlWatcher(self.app.config["REDIS_URL"], control_channel(self.daemon_id),
+                                 deliver, subscribed)  # fmt: skip
+        watcher.start()
+        return watcher
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _check_desired(self) -> None:
+        try:
+            row = await self.call_db(read_ownership, self.daemon_id)
+        except Exception:
+            logger.warning("could not read the desired state", exc_info=True)
+            return
+        if row is None or row.generation != self.generation:
+            self.request_stop("superseded by a newer generation", fenced=True)
+        elif row.desired_state == DesiredState.STOPPED:
+            self.request_stop("desired state is STOPPED")
 
     def _on_control(self, message: dict) -> None:
         target = message.get("generation")
@@ -218,3 +246,15 @@ class DaemonInstance:
                 return
             except Exception:
                 logger.warning("job monitor failed; retrying", exc_info=True)
+
+
+def _late_sigterm(_signum, _frame) -> None:
+    logger.info("SIGTERM while finishing a stop; ignored")
+
+
+def read_ownership(daemon_id: uuid.UUID):
+    """The row's generation and desired state, or None if it is gone."""
+    table = Daemon.__table__
+    query = select(table.c.generation, table.c.desired_state).where(table.c.id == daemon_id)
+    with db.engine.connect() as conn:
+        return conn.execute(query).first()

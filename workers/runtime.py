@@ -38,6 +38,7 @@ class DaemonRuntime:
         self.task_id, self.hostname = task_id, hostname
         self.ttl = app.config["LEASE_TTL"]
         self.early_stop: str | None = None
+        self.instance: DaemonInstance | None = None
 
     def run(self) -> str:
         """Run the daemon until it stops; returns how it ended (for the task result/logs)."""
@@ -45,8 +46,10 @@ class DaemonRuntime:
         try:
             row = self._load()
             if not self._is_current(row):
+                self._finish_unstarted()
                 return "stale"
             if not self._acquire_lease():
+                self._finish_unstarted()
                 return "superseded"
             try:
                 return self._run_owned(row)
@@ -56,7 +59,10 @@ class DaemonRuntime:
             signal.signal(signal.SIGTERM, previous)
 
     def _early_sigterm(self, _signum, _frame) -> None:
+        # Until the event loop installs its handler; the instance checks this once it has.
         self.early_stop = "SIGTERM received"
+        if self.instance is not None:
+            self.instance.stop_reason = self.early_stop
 
     def _run_owned(self, row) -> str:
         try:
@@ -73,9 +79,11 @@ class DaemonRuntime:
             worker=self.hostname, worker_pid=os.getpid(), task_id=self.task_id,
         )  # fmt: skip
         if claimed is None:
+            self._finish_unstarted()
             return "stale"
         instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
         instance.stop_reason = self.early_stop
+        self.instance = instance
         daemon = daemon_class(instance, row.name, config)
         outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
         return self._finish(instance, outcome, row.restart_policy)
@@ -96,6 +104,16 @@ class DaemonRuntime:
         else:
             self._write_final(DaemonStatus.STOPPED)
         return outcome
+
+    def _finish_unstarted(self) -> None:
+        """Stopped before this instance ran: a stop that saw a lease (ours, or an older
+        instance's) left the row STOPPING for us to finish, if it is still ours."""
+        change_daemon(
+            self.daemon_id, if_generation=self.generation,
+            only_if={"desired_state": DesiredState.STOPPED, "status": DaemonStatus.STOPPING},
+            status=DaemonStatus.STOPPED, stopped_at=datetime.now(UTC),
+            status_line="stopped before it started",
+        )  # fmt: skip
 
     def _write_final(self, status: DaemonStatus, **values) -> None:
         change_daemon(

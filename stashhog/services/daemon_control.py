@@ -131,7 +131,9 @@ def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     row = find_daemon_row(ref)
     if row.desired_state == DesiredState.STOPPED and row.status not in ACTIVE:
         return _result(daemon_to_dict(row), False, "daemon is already stopped")
-    alive = lease_holder(row.id) is not None
+    # Only this generation's own lease counts: an older instance that is still releasing
+    # its lease is fenced already, and our task, if queued, exits when it finds STOPPED.
+    alive = lease_holder(row.id) == row.generation
     if row.status in ACTIVE and alive:
         data = change_daemon(
             row.id, desired_state=DesiredState.STOPPED, status=DaemonStatus.STOPPING

@@ -127,3 +127,14 @@ def test_a_crash_in_run_marks_the_daemon_error_with_the_traceback(make_daemon):
     row = eventually(errored, timeout=3)
     assert "boom from run()" in row.last_error and "Traceback" in row.last_error
     assert any("boom from run()" in m and "Traceback" in m for m in messages(daemon.id))
+
+
+def test_rapid_start_stop_cycles_never_leave_a_daemon_stopping(make_daemon):
+    """A stop that lands while an instance is being dispatched, waiting for the lease,
+    claiming the row or tearing down its loop still ends STOPPED."""
+    daemon_id = make_daemon(configuration=FAST).id
+    for cycle in range(40):
+        start_daemon(daemon_id)
+        time.sleep((cycle % 5) * 0.003)
+        assert stop_daemon(daemon_id, wait=3)["daemon"]["status"] == "STOPPED", cycle
+    assert lease.lease_holder(daemon_id) is None
