@@ -1,10 +1,11 @@
-"""The JSON API under ``/api``: one blueprint, one error shape."""
+"""The JSON API under ``/api``: one blueprint, one error shape, one OpenAPI document."""
 
 from flask import Blueprint, Flask
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from stashhog.api import errors, health  # noqa: E402,F401  (routes register on bp)
+# Routes register on bp as their modules are imported.
+from stashhog.api import daemons, errors, health, jobs, openapi  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:

@@ -1,13 +1,34 @@
-"""Every API error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status."""
+"""Every API error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status.
+
+Services raise ``ServiceError`` subclasses (404, 409, 422, 503); the job registry and the daemon
+registry raise their own lookup and validation errors; a broker or database that cannot be
+reached is 503. Anything else is logged and answered with a bare 500: never a traceback.
+"""
 
 from __future__ import annotations
 
+import kombu.exceptions
+import redis
+import sqlalchemy.exc
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from stashhog.daemons import ConfigurationError, UnknownDaemonType
+from stashhog.jobs import JobValidationError
+from stashhog.services.errors import ServiceError
+
+# Failures of a dependency rather than of the request.
+UNAVAILABLE = (
+    redis.RedisError,
+    kombu.exceptions.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
 
 class ApiError(Exception):
-    """Raised by services and routes; becomes an error response."""
+    """Raised by routes; becomes an error response."""
 
     def __init__(self, status: int, code: str, message: str, **details: object) -> None:
         super().__init__(message)
@@ -24,14 +45,51 @@ def register_errorhandlers(app: Flask) -> None:
     def handle_api_error(err: ApiError):
         return error_response(err.status, err.code, err.message, **err.details)
 
+    @app.errorhandler(ServiceError)
+    def handle_service_error(err: ServiceError):
+        return error_response(err.status, err.code, err.message, **err.details)
+
+    @app.errorhandler(JobValidationError)
+    def handle_job_validation(err: JobValidationError):
+        code = "invalid" if err.key == "type" else "invalid_metadata"
+        return error_response(422, code, str(err), key=err.key)
+
+    @app.errorhandler(ConfigurationError)
+    def handle_configuration(err: ConfigurationError):
+        return error_response(422, "invalid_configuration", str(err), key=err.key)
+
+    @app.errorhandler(UnknownDaemonType)
+    def handle_unknown_type(err: UnknownDaemonType):
+        return error_response(409, "conflict", f"{err}; this daemon type is not installed")
+
     @app.errorhandler(HTTPException)
     def handle_http_error(err: HTTPException):
         if not request.path.startswith("/api"):
             return err
         code = (err.name or "error").lower().replace(" ", "_")
-        return error_response(err.code or 500, code, err.description or err.name)
+        response, status = error_response(err.code or 500, code, err.description or err.name)
+        # Keep what the exception says about the request, e.g. Allow on 405.
+        for name, value in err.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):
+        if isinstance(err, UNAVAILABLE):
+            _discard_session()
+            app.logger.warning("dependency unavailable on %s: %r", request.path, err)
+            return error_response(
+                503, "unavailable", f"a dependency is unavailable: {type(err).__name__}"
+            )
         app.logger.exception("unhandled error on %s", request.path)
         return error_response(500, "internal_error", "Internal server error")
+
+
+def _discard_session() -> None:
+    from stashhog.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:
+        db.session.close()

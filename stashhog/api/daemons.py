@@ -1,0 +1,141 @@
+"""``/api/daemons``: list, inspect, control and configure daemons; their logs and job history.
+
+Routes only parse (see ``stashhog.api.openapi.route``), call ``daemon_service`` and shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from stashhog.api.openapi import route
+from stashhog.api.schemas import (
+    ActionQuery,
+    BulkResult,
+    DaemonAction,
+    DaemonList,
+    DaemonOut,
+    DaemonUpdate,
+    DaemonUpdated,
+    DefaultConfig,
+    HealthReport,
+    HistoryList,
+    HistoryQuery,
+    LogList,
+    LogsQuery,
+)
+from stashhog.services import daemon_service
+
+
+@route("GET /daemons", DaemonList)
+def list_daemons():
+    """All daemons, by name.
+
+    Each with its status, desired state, health (healthy, unhealthy or stopped, with a
+    reason), uptime, last heartbeat, status line and stored configuration."""
+    return {"daemons": daemon_service.list_daemons()}
+
+
+@route("GET /daemons/health/check", HealthReport)
+def health_check():
+    """Daemons grouped by health.
+
+    Healthy daemons carry their uptime; unhealthy and stopped ones a reason. Unhealthy means
+    it should be running but has no live instance, no recent heartbeat, or ended in error."""
+    return daemon_service.health_report()
+
+
+@route("GET /daemons/<uuid:daemon_id>", DaemonOut)
+def get_daemon(daemon_id: uuid.UUID):
+    """One daemon."""
+    return daemon_service.get_daemon(daemon_id)
+
+
+@route("PUT /daemons/<uuid:daemon_id>", DaemonUpdated, body=DaemonUpdate, errors=(409,))
+def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
+    """Update configuration, enabled, auto_start or name.
+
+    A partial update: fields left out stay as they are, and configuration keys are merged over
+    the stored ones (a key set to null is reset to its default). The merged configuration is
+    validated against the daemon type's schema before anything is written; an invalid key is
+    a 422 naming it. ``restart_required`` says whether a running daemon must be restarted to
+    use the new configuration."""
+    return daemon_service.update_daemon(
+        daemon_id,
+        configuration=body.configuration,
+        enabled=body.enabled,
+        auto_start=body.auto_start,
+        name=body.name,
+    )
+
+
+@route("GET /daemons/<uuid:daemon_id>/default-config", DefaultConfig, errors=(409,))
+def default_config(daemon_id: uuid.UUID):
+    """The configuration keys of the daemon's type: default, description and type."""
+    daemon = daemon_service.get_daemon(daemon_id)
+    return {
+        "daemon_id": daemon["id"],
+        "type": daemon["type"],
+        "configuration": daemon_service.default_config(daemon_id),
+    }
+
+
+def _action(action, daemon_id: uuid.UUID, wait: float) -> dict:
+    result = action(daemon_id, wait=wait)
+    return {**result, "daemon": daemon_service.get_daemon(daemon_id)}
+
+
+@route("POST /daemons/<uuid:daemon_id>/start", DaemonAction, query=ActionQuery, errors=(409, 422))
+def start_daemon(daemon_id: uuid.UUID, query: ActionQuery):
+    """Start a daemon.
+
+    Idempotent: starting a running daemon changes nothing (``changed`` is false). A disabled
+    daemon is a 409; a stored configuration that no longer validates is a 422."""
+    return _action(daemon_service.start_daemon, daemon_id, query.wait)
+
+
+@route("POST /daemons/<uuid:daemon_id>/stop", DaemonAction, query=ActionQuery)
+def stop_daemon(daemon_id: uuid.UUID, query: ActionQuery):
+    """Stop a daemon.
+
+    Idempotent: stopping a stopped daemon changes nothing (``changed`` is false). The daemon's
+    ``on_stop`` runs; after the stop timeout it is killed."""
+    return _action(daemon_service.stop_daemon, daemon_id, query.wait)
+
+
+@route("POST /daemons/<uuid:daemon_id>/restart", DaemonAction, query=ActionQuery, errors=(409, 422))
+def restart_daemon(daemon_id: uuid.UUID, query: ActionQuery):
+    """Restart a daemon: stop it (waiting up to the stop timeout), then start it."""
+    return _action(daemon_service.restart_daemon, daemon_id, query.wait)
+
+
+@route("GET /daemons/<uuid:daemon_id>/logs", LogList, query=LogsQuery)
+def daemon_logs(daemon_id: uuid.UUID, query: LogsQuery):
+    """Log lines of a daemon, newest first.
+
+    Lines are ordered by id, so ``after_id``/``before_id`` page without gaps or repeats; to
+    catch up after a reconnect ask for ``after_id=<last seen>&order=asc``."""
+    return {"logs": daemon_service.get_logs(daemon_id, **query.model_dump(exclude_none=True))}
+
+
+@route("GET /daemons/<uuid:daemon_id>/history", HistoryList, query=HistoryQuery)
+def daemon_history(daemon_id: uuid.UUID, query: HistoryQuery):
+    """What a daemon did with jobs, newest first, with each job's type and status."""
+    return {"history": daemon_service.get_history(daemon_id, **query.model_dump(exclude_none=True))}
+
+
+@route("POST /daemons/start-all", BulkResult)
+def start_all():
+    """Start every enabled daemon; per-daemon failures are listed in ``errors``."""
+    return daemon_service.start_all()
+
+
+@route("POST /daemons/stop-all", BulkResult)
+def stop_all():
+    """Stop every daemon; per-daemon failures are listed in ``errors``."""
+    return daemon_service.stop_all()
+
+
+@route("POST /daemons/restart-all", BulkResult)
+def restart_all():
+    """Restart every enabled daemon that should be running."""
+    return daemon_service.restart_all()

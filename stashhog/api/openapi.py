@@ -1,0 +1,289 @@
+"""Routes declared once: ``route`` registers a view, parses its input with the pydantic models
+of ``stashhog.api.schemas``, and records the operation; ``/api/openapi.json`` is built from
+those records, so the document describes exactly what the routes accept and return.
+``/api/docs`` renders the same document as a self-contained HTML page (no CDN, no script).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import jsonify, render_template_string
+from markupsafe import Markup, escape
+from pydantic import BaseModel, TypeAdapter
+
+from stashhog.api import bp
+from stashhog.api.parsing import parse_body, parse_query, refuse_large_body
+from stashhog.api.schemas import ErrorResponse, NoQuery
+
+REF = "#/components/schemas/{model}"
+ERRORS = {
+    400: "Malformed request: an unknown or invalid query parameter, or a body that is not a "
+    "JSON object.",
+    404: "No such resource (unknown or malformed id).",
+    409: "Conflicting state, e.g. starting a disabled daemon or a name already in use.",
+    413: "Request body too large.",
+    415: "The body is not application/json.",
+    422: "The body parsed but a field is invalid; `key` names it.",
+    503: "A dependency (PostgreSQL, Redis) is unavailable.",
+}
+TAGS = [
+    {"name": "daemons", "description": "Supervised long-running daemons."},
+    {"name": "jobs", "description": "Finite jobs on the jobs queue."},
+]
+DESCRIPTION = """\
+Every response is JSON. Errors are `{"error": {"code": ..., "message": ...}}`, with `key`
+naming an offending body field and `parameter` an offending query parameter. Ids are UUID
+strings (log line ids are integers); timestamps are ISO 8601 with a timezone. Unknown query
+parameters and body fields are refused."""
+
+
+@dataclass
+class Operation:
+    method: str
+    rule: str
+    view: Callable[..., Any]
+    tag: str
+    query: type[BaseModel]
+    body: Any
+    body_required: bool
+    responses: dict[int, tuple[Any, str]]
+    errors: tuple[int, ...] = field(default=())
+
+    @property
+    def path(self) -> str:
+        return "/api" + re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", self.rule)
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", self.rule)
+
+
+OPERATIONS: list[Operation] = []
+
+
+def route(
+    endpoint: str,
+    response: Any,
+    *,
+    status: int = 200,
+    query: type[BaseModel] = NoQuery,
+    body: Any = None,
+    body_required: bool = True,
+    errors: tuple[int, ...] = (),
+):
+    """Register the view for ``endpoint`` ("METHOD /rule" under ``/api``), answering
+    ``status`` with the ``response`` model. Path ids use the ``uuid`` converter (so a
+    malformed id is a 404, and a method not declared for a path a 405), the parsed query
+    arrives as ``query=`` and the parsed body as ``body=``; the view returns a JSON-ready
+    dict, optionally with headers."""
+    method, rule = endpoint.split(" ", 1)
+    responses = {status: (response, "Created." if status == 201 else "Success.")}
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        tag = rule.strip("/").split("/")[0]
+        op = Operation(method, rule, view, tag, query, body, body_required, responses, errors)
+
+        @functools.wraps(view)
+        def handle(**path_args: uuid.UUID):
+            refuse_large_body()
+            kwargs: dict[str, Any] = dict(path_args)
+            parsed_query = parse_query(query)
+            if query is not NoQuery:
+                kwargs["query"] = parsed_query
+            if body is not None:
+                kwargs["body"] = parse_body(body, required=body_required)
+            data, *headers = _as_tuple(view(**kwargs))
+            return jsonify(data), status, *headers
+
+        bp.add_url_rule(
+            rule, view.__name__, handle, methods=[method], provide_automatic_options=False
+        )
+        OPERATIONS.append(op)
+        return handle
+
+    return decorate
+
+
+def _as_tuple(result: Any) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
+
+
+# -- the document ----------------------------------------------------------------------------
+
+
+class _Components:
+    """Collects JSON Schemas of models under ``components/schemas``."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def schema(self, type_: Any, mode: str) -> dict[str, Any]:
+        adapter = type_ if isinstance(type_, TypeAdapter) else TypeAdapter(type_)
+        schema = adapter.json_schema(ref_template=REF, mode=mode)
+        self.schemas.update(schema.pop("$defs", {}))
+        if isinstance(type_, type) and issubclass(type_, BaseModel):
+            self.schemas[type_.__name__] = schema
+            return {"$ref": REF.format(model=type_.__name__)}
+        return schema
+
+
+def openapi_document() -> dict[str, Any]:
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "StashHog Daemons API", "version": "1", "description": DESCRIPTION},
+        "tags": TAGS,
+        "paths": paths,
+        "components": {"schemas": dict(sorted(components.schemas.items()))},
+    }
+
+
+def _operation(op: Operation, components: _Components) -> dict[str, Any]:
+    summary, _, description = (op.view.__doc__ or op.view.__name__).strip().partition("\n")
+    spec: dict[str, Any] = {
+        "operationId": op.view.__name__,
+        "tags": [op.tag],
+        "summary": summary.strip().replace("``", "`"),
+        "description": " ".join(description.split()).replace("``", "`"),
+        "parameters": _path_parameters(op) + _query_parameters(op.query, components),
+        "responses": _responses(op, components),
+    }
+    if op.body is not None:
+        schema = components.schema(op.body, "validation")
+        spec["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return spec
+
+
+def _path_parameters(op: Operation) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        for name in op.path_params
+    ]
+
+
+def _query_parameters(model: type[BaseModel], components: _Components) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    components.schemas.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        prop.pop("title", None)
+        description = prop.pop("description", "")
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": description,
+                "schema": _without_null(prop),
+            }
+        )
+    return parameters
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a value: never null."""
+    options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        prop = {**options[0], **prop}
+    elif options:
+        prop["anyOf"] = options
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    return prop
+
+
+def _responses(op: Operation, components: _Components) -> dict[str, Any]:
+    responses = {
+        str(status): {
+            "description": text,
+            "content": {"application/json": {"schema": components.schema(model, "serialization")}},
+        }
+        for status, (model, text) in op.responses.items()
+    }
+    statuses = {400, 413, 503, *op.errors}
+    if op.path_params:
+        statuses.add(404)
+    if op.body is not None:
+        statuses |= {415, 422}
+    error = components.schema(ErrorResponse, "serialization")
+    for status in sorted(statuses):
+        responses[str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": error}},
+        }
+    return responses
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(openapi_document())
+
+
+@bp.get("/docs")
+def docs():
+    return render_template_string(DOCS_PAGE, doc=openapi_document(), schema_html=schema_html)
+
+
+def schema_html(schema: Any) -> Markup:
+    """A JSON Schema as indented JSON, with each ``$ref`` linked to its definition."""
+    compact = json.dumps(schema)
+    text = str(escape(compact if len(compact) <= 80 else json.dumps(schema, indent=2)))
+    linked = re.sub(
+        r"&#34;#/components/schemas/([\w.-]+)&#34;", r'<a href="#schema-\1">"\1"</a>', text
+    )
+    return Markup(linked)  # noqa: S704  (built from escaped text)
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ doc.info.title }}</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+code,pre{font:13px ui-monospace,monospace}pre{background:#f6f6f6;padding:.6em;overflow:auto}
+details{border:1px solid #ddd;border-radius:4px;margin:.4em 0;padding:.3em .7em}
+summary{cursor:pointer}.m{display:inline-block;width:4em;font-weight:bold}
+.get{color:#0a6}.post{color:#06c}.put{color:#a60}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #eee;text-align:left;padding:.2em .5em;vertical-align:top}
+</style></head><body>
+<h1>{{ doc.info.title }} <small>v{{ doc.info.version }}</small></h1>
+<p>{{ doc.info.description }}</p>
+<p>The machine-readable document: <a href="openapi.json">/api/openapi.json</a> (OpenAPI
+{{ doc.openapi }}).</p>
+{% for tag in doc.tags %}<h2>{{ tag.name }}</h2><p>{{ tag.description }}</p>
+{% for path, item in doc.paths.items() %}{% for method, op in item.items() %}
+{% if tag.name in op.tags %}<details id="{{ op.operationId }}"><summary>
+<span class="m {{ method }}">{{ method|upper }}</span> <code>{{ path }}</code>
+&mdash; {{ op.summary }}</summary><p>{{ op.description }}</p>
+{% if op.parameters %}<h4>Parameters</h4><table><tr><th>name</th><th>in</th>
+<th>schema</th><th>description</th></tr>{% for p in op.parameters %}<tr>
+<td><code>{{ p.name }}</code>{% if p.required %} *{% endif %}</td><td>{{ p["in"] }}</td>
+<td><code>{{ schema_html(p.schema) }}</code></td><td>{{ p.description }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if op.requestBody %}<h4>Request body{% if op.requestBody.required %} *{% endif %}</h4>
+<pre>{{ schema_html(op.requestBody.content["application/json"].schema) }}</pre>{% endif %}
+<h4>Responses</h4><table>{% for status, r in op.responses.items() %}<tr>
+<td>{{ status }}</td><td>{{ r.description }}</td>
+<td><code>{{ schema_html(r.content["application/json"].schema) }}</code></td></tr>
+{% endfor %}</table></details>{% endif %}{% endfor %}{% endfor %}{% endfor %}
+<h2>Schemas</h2>{% for name, schema in doc.components.schemas.items() %}
+<h3 id="schema-{{ name }}">{{ name }}</h3><pre>{{ schema_html(schema) }}</pre>{% endfor %}
+</body></html>
+"""

@@ -1,0 +1,314 @@
+"""Pydantic models of the API: query parameters, request bodies and responses.
+
+They are the single source for both input validation (``stashhog.api.openapi.route`` parses
+every request with them) and the OpenAPI document. Inputs are strict: unknown parameters or
+fields are refused, and bodies must be JSON objects of the declared types.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    TypeAdapter,
+    create_model,
+    field_validator,
+)
+
+from stashhog.jobs import get_job_spec, registered_job_types
+from stashhog.models import (
+    DaemonJobAction,
+    DaemonStatus,
+    DesiredState,
+    JobStatus,
+    JobType,
+    LogLevel,
+)
+
+MAX_ID = 2**63 - 1  # daemon_logs.id is a BIGINT
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time with an offset: pydantic alone would also take "0" (epoch)
+    or a date."""
+    if not isinstance(value, str) or not RFC3339.fullmatch(value.upper()):
+        raise ValueError("expected an ISO 8601 date-time with timezone, e.g. 2030-01-01T00:00:00Z")
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that RFC 3339 allows.
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+NAME_PATTERN = r"^[^\s\x00]([^\x00\n\r]*[^\s\x00])?$"
+
+
+# -- query parameters (parsed from strings, so not strict) ---------------------------------
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoQuery(Query):
+    """An operation without query parameters refuses any."""
+
+
+class ActionQuery(Query):
+    wait: float = Field(
+        0, ge=0, le=30, description="Seconds to wait for the daemon to settle (RUNNING/STOPPED)."
+    )
+
+
+class LogsQuery(Query):
+    level: LogLevel | None = Field(None, description="This level and the more severe ones.")
+    since: Timestamp | None = Field(None, description="Lines created at or after this time.")
+    after_id: int | None = Field(None, ge=0, le=MAX_ID, description="Lines with a greater id.")
+    before_id: int | None = Field(None, ge=1, le=MAX_ID, description="Lines with a smaller id.")
+    limit: int = Field(100, ge=1, le=1000, description="At most this many lines.")
+    order: Literal["desc", "asc"] = Field(
+        "desc", description="By id: newest first (desc) or oldest first (asc, for catching up)."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class HistoryQuery(Query):
+    action: DaemonJobAction | None = Field(None, description="Only this action.")
+    since: Timestamp | None = Field(None, description="Entries at or after this time.")
+    limit: int = Field(100, ge=1, le=1000, description="At most this many entries.")
+
+
+class JobsQuery(Query):
+    status: JobStatus | None = Field(None, description="Only jobs in this status.")
+    type: JobType | None = Field(None, description="Only jobs of this type.")
+    daemon_id: uuid.UUID | None = Field(None, description="Only jobs launched by this daemon.")
+    limit: int = Field(50, ge=1, le=500, description="At most this many jobs, newest first.")
+
+
+# -- request bodies (JSON, strict) -----------------------------------------------------------
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DaemonUpdate(Body):
+    """Fields left out (or null) stay as they are."""
+
+    configuration: dict[str, JsonValue] | None = Field(
+        None,
+        description="Keys merged over the stored configuration and validated against the "
+        "daemon type's schema (see default-config); a key set to null is reset to its default.",
+    )
+    enabled: StrictBool | None = Field(None, description="A disabled daemon refuses to start.")
+    auto_start: StrictBool | None = Field(None, description="Start when the cluster starts.")
+    name: str | None = Field(None, min_length=1, max_length=255, pattern=NAME_PATTERN)
+
+
+class CancelJob(Body):
+    reason: str | None = Field(None, max_length=1000, description="Recorded with the job.")
+
+
+def _job_create_model(job_type: JobType) -> type[Body]:
+    spec = get_job_spec(job_type)
+    name = "Create" + "".join(part.title() for part in str(job_type).split("_")) + "Job"
+    return create_model(
+        name,
+        __base__=Body,
+        type=(Literal[str(job_type)], ...),  # type: ignore[valid-type]
+        metadata=(spec.metadata_model | None, Field(None, description="Defaults if left out.")),
+    )
+
+
+# One model per registered job type, told apart by ``type``.
+JobCreate = TypeAdapter(
+    Annotated[
+        Union[tuple(_job_create_model(t) for t in registered_job_types())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+)
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Machine-readable, e.g. not_found, invalid_configuration.")
+    message: str
+    key: str | None = Field(None, description="The offending body key, when there is one.")
+    parameter: str | None = Field(None, description="The offending query parameter.")
+
+
+class ErrorResponse(Out):
+    error: ErrorDetail
+
+
+class DaemonOut(Out):
+    id: uuid.UUID
+    name: str
+    type: str
+    enabled: bool
+    auto_start: bool
+    status: DaemonStatus
+    desired_state: DesiredState
+    configuration: dict[str, JsonValue] = Field(description="As stored (defaults not filled).")
+    started_at: AwareDatetime | None
+    stopped_at: AwareDatetime | None
+    last_heartbeat: AwareDatetime | None
+    status_line: str | None = Field(description="What the daemon says it is doing now.")
+    last_error: str | None
+    generation: int
+    task_id: str | None = Field(description="The current instance's Celery task id (Flower).")
+    worker: str | None
+    worker_pid: int | None
+    restart_policy: str
+    max_restarts: int
+    restart_count: int
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    health: Literal["healthy", "unhealthy", "stopped"]
+    health_reason: str | None
+    uptime_seconds: float | None
+
+
+class DaemonList(Out):
+    daemons: list[DaemonOut]
+
+
+class DaemonAction(Out):
+    daemon: DaemonOut
+    changed: bool = Field(description="False when the daemon already was in that state.")
+    message: str
+
+
+class DaemonUpdated(Out):
+    daemon: DaemonOut
+    updated: list[str] = Field(description="The fields that changed.")
+    restart_required: bool = Field(
+        description="The daemon runs with its old configuration until restarted."
+    )
+
+
+class ConfigKey(Out):
+    default: JsonValue
+    description: str
+    type: str
+
+
+class DefaultConfig(Out):
+    daemon_id: uuid.UUID
+    type: str
+    configuration: dict[str, ConfigKey]
+
+
+class LogLine(Out):
+    id: int
+    daemon_id: uuid.UUID
+    level: LogLevel
+    message: str
+    created_at: AwareDatetime
+    generation: int | None
+    seq: int | None
+
+
+class LogList(Out):
+    logs: list[LogLine]
+
+
+class HistoryEntry(Out):
+    id: uuid.UUID
+    daemon_id: uuid.UUID
+    job_id: uuid.UUID | None
+    action: DaemonJobAction
+    reason: str | None
+    created_at: AwareDatetime
+    job_type: str | None
+    job_status: JobStatus | None
+
+
+class HistoryList(Out):
+    history: list[HistoryEntry]
+
+
+class HealthEntry(Out):
+    id: uuid.UUID
+    name: str
+    status: DaemonStatus
+    last_heartbeat: AwareDatetime | None
+
+
+class HealthyEntry(HealthEntry):
+    uptime_seconds: float | None
+
+
+class UnhealthyEntry(HealthEntry):
+    reason: str
+
+
+class HealthReport(Out):
+    healthy: list[HealthyEntry]
+    unhealthy: list[UnhealthyEntry]
+    stopped: list[UnhealthyEntry]
+    checked_at: AwareDatetime
+
+
+class BulkError(Out):
+    daemon_id: uuid.UUID
+    name: str
+    error: str
+
+
+class BulkResult(Out):
+    requested: int = Field(description="Daemons the action applied to.")
+    changed: int = Field(description="Daemons whose state the action changed.")
+    errors: list[BulkError]
+    skipped: int = Field(0, description="start-all: disabled daemons, left alone.")
+
+
+class JobOut(Out):
+    id: uuid.UUID
+    type: str
+    status: JobStatus
+    progress: int = Field(ge=0, le=100)
+    message: str | None
+    result: JsonValue
+    error: str | None
+    metadata: dict[str, JsonValue]
+    celery_task_id: str | None
+    daemon_id: uuid.UUID | None
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None
+    completed_at: AwareDatetime | None
+    updated_at: AwareDatetime
+
+
+class JobList(Out):
+    jobs: list[JobOut]
+
+
+class JobAction(Out):
+    job: JobOut
+    changed: bool
+    message: str
