@@ -28,6 +28,7 @@ def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
         "status_line": daemon.status_line,
         "last_error": daemon.last_error,
         "generation": daemon.generation,
+        "task_id": daemon.task_id,
         "worker": daemon.worker,
         "worker_pid": daemon.worker_pid,
         "restart_policy": daemon.restart_policy,

@@ -7,10 +7,19 @@ import pytest
 import redis
 
 from stashhog import create_app
+from tests.support import services
 
 
-def test_health_is_503_without_workers_and_names_the_queues(app, client):
-    body = client.get("/api/health")
+def test_health_is_503_without_workers_and_names_the_queues(database_url):
+    try:
+        redis_url, _client = services.claim_redis_database()  # a broker no worker serves
+    except Exception as exc:
+        services.unavailable("Redis (TEST_REDIS_URL)", exc)
+    try:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url})
+        body = app.test_client().get("/api/health")
+    finally:
+        services.release_redis_database(redis_url)
     assert body.status_code == 503
     report = body.get_json()
     assert report["database"]["ok"] and report["redis"]["ok"]
@@ -54,3 +63,24 @@ def test_health_reports_a_stopped_redis_as_503(database_url, stopped_redis_url):
     assert response.status_code == 503
     report = response.get_json()
     assert "redis" in report["failing"] and report["database"]["ok"]
+
+
+def test_a_start_the_broker_refuses_is_undone(database_url, stopped_redis_url):
+    """503 from the service, and the row is as it was: not left STARTING."""
+    from sqlalchemy import select
+
+    from stashhog.extensions import db
+    from stashhog.models import Daemon
+    from stashhog.services.daemon_control import start_daemon
+    from stashhog.services.errors import Unavailable
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url})
+    with app.app_context():
+        seed = db.session.scalars(select(Daemon).where(Daemon.name == "Test Daemon")).one()
+        before = (seed.status, seed.desired_state)
+        with pytest.raises(Unavailable):
+            start_daemon(seed.id)
+        db.session.expire_all()
+        after = db.session.get(Daemon, seed.id)
+        assert (after.status, after.desired_state) == before
+        db.session.remove()

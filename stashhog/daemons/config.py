@@ -31,7 +31,7 @@ def describe(schema: type[DaemonConfig]) -> dict[str, dict[str, Any]]:
     json_schema = schema.model_json_schema()["properties"]
     return {
         name: {
-            "default": field.default,
+            "default": field.get_default(call_default_factory=True),
             "description": field.description or "",
             "type": json_schema[name].get("type", "any"),
         }

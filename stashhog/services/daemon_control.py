@@ -25,7 +25,7 @@ from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState
 from stashhog.serializers import daemon_to_dict
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.errors import Conflict, Invalid, NotFound
+from stashhog.services.errors import Conflict, Invalid, NotFound, Unavailable
 from stashhog.services.lease import lease_holder
 
 daemons = Daemon.__table__
@@ -66,42 +66,65 @@ def start_daemon(
         row = find_daemon_row(ref)
         _check_startable(row)
         if _already_running(row):
-            data = daemon_to_dict(row)
-            if wait and row.status == DaemonStatus.STARTING:
-                data = wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, wait)
-            return _result(data, False, "daemon is already running")
+            return _result(_wait_if_starting(row, wait), False, "daemon is already running")
         if row.status == DaemonStatus.STOPPING and lease_holder(row.id) is not None:
-            # The old instance keeps its generation until it has stopped, so on_stop() and
-            # its last log lines are written; then this start (or the supervisor) proceeds.
-            data = change_daemon(row.id, if_generation=row.generation,
-                                 desired_state=DesiredState.RUNNING)  # fmt: skip
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _result(data or daemon_to_dict(row), True,
-                               "starts once the previous instance has stopped")  # fmt: skip
-            wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, remaining)
+            data = _start_after_stop(row, deadline)
+            if data is not None:
+                return _result(data, True, "starts once the previous instance has stopped")
             continue
-        task_id = str(uuid.uuid4())
-        values: dict[str, Any] = {
-            "desired_state": DesiredState.RUNNING,
-            "status": DaemonStatus.STARTING,
-            "generation": row.generation + 1,
-            "task_id": task_id,
-            "last_error": None,
-            "status_line": None,
-        }
-        if operator or restart_count is not None:
-            values.update(restart_count=restart_count or 0, next_restart_at=None)
-        data = change_daemon(row.id, if_generation=row.generation, **values)
+        data = _take_generation(row, operator, restart_count)
         if data is not None:
             break  # else another start or stop raced us: read again
     else:
         raise Conflict("daemon is changing concurrently; try again")
-    dispatch(row.id, data["generation"], task_id)
+    _dispatch_or_revert(row, data)
     if wait:
         remaining = max(deadline - time.monotonic(), 0.0)
         data = wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, remaining)
     return _result(data, True, "daemon started")
+
+
+def _take_generation(row: Row, operator: bool, restart_count: int | None) -> dict | None:
+    """STARTING with a new generation and task id, if nobody changed the row meanwhile."""
+    values: dict[str, Any] = {
+        "desired_state": DesiredState.RUNNING,
+        "status": DaemonStatus.STARTING,
+        "generation": row.generation + 1,
+        "task_id": str(uuid.uuid4()),
+        "last_error": None,
+        "status_line": None,
+    }
+    if operator or restart_count is not None:
+        values.update(restart_count=restart_count or 0, next_restart_at=None)
+    return change_daemon(row.id, if_generation=row.generation, **values)
+
+
+def _start_after_stop(row: Row, deadline: float) -> dict | None:
+    """The old instance keeps its generation until it has stopped, so its on_stop() and last
+    lines are written. Wait for that until ``deadline`` (None: go on and start), or leave
+    desired RUNNING for the supervisor to act on once it has stopped."""
+    data = change_daemon(row.id, if_generation=row.generation, desired_state=DesiredState.RUNNING)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return data or daemon_to_dict(row)
+    wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, remaining)
+    return None
+
+
+def _wait_if_starting(row: Row, wait: float) -> dict:
+    if wait and row.status == DaemonStatus.STARTING:
+        return wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, wait)
+    return daemon_to_dict(row)
+
+
+def _dispatch_or_revert(row: Row, data: dict) -> None:
+    """Queue the task; if the broker refuses, put the row back as it was."""
+    try:
+        dispatch(row.id, data["generation"], data["task_id"])
+    except Exception as exc:
+        change_daemon(row.id, if_generation=data["generation"], status=row.status,
+                      desired_state=row.desired_state)  # fmt: skip
+        raise Unavailable(f"could not queue the daemon task: {exc}") from exc
 
 
 def dispatch(daemon_id: uuid.UUID, generation: int, task_id: str) -> None:
