@@ -90,10 +90,12 @@ class DaemonInstance:
     async def _supervised(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
         """Drive the daemon beside the stop watcher and the helper coroutines."""
         watcher = self._start_watcher(asyncio.get_running_loop())
+        flusher = asyncio.create_task(
+            self.logs.run(lambda: self.request_stop("fenced", fenced=True))
+        )
         helpers = [
             asyncio.create_task(coro)
             for coro in (
-                self.logs.run(lambda: self.request_stop("fenced", fenced=True)),
                 self._renew_lease(),
                 self._heartbeat(heartbeat_interval),
                 self._monitor_jobs(),
@@ -105,7 +107,8 @@ class DaemonInstance:
             watcher.stop()
             for task in helpers:
                 task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            self.logs.close()  # closed, not cancelled: see LogPipeline.run
+            await asyncio.gather(flusher, *helpers, return_exceptions=True)
 
     async def _drain_logs(self) -> None:
         try:

@@ -35,6 +35,7 @@ class LogPipeline:
         self.written = 0
         self._seq = itertools.count(1)
         self._wake: asyncio.Event | None = None
+        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, level: str, message: str) -> None:
@@ -43,10 +44,12 @@ class LogPipeline:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, on_fenced: Callable[[], None]) -> None:
-        """Flush until cancelled; the caller drains once more after cancelling."""
+        """Flush until ``close()``; the caller drains once more afterwards. Not to be
+        cancelled: a write cancelled in flight still commits in its thread, and a later
+        batch could overtake it."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
             except TimeoutError:
@@ -57,6 +60,12 @@ class LogPipeline:
             except Fenced:
                 on_fenced()
                 return
+
+    def close(self) -> None:
+        """Finish the flush in progress, then return from ``run()``."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
 
     async def flush(self) -> None:
         """Write everything pending, batch by batch."""

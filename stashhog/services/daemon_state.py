@@ -18,6 +18,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.serializers import daemon_to_dict
+from stashhog.services.fencing import bound_lock_holding
 
 daemons = Daemon.__table__
 
@@ -44,6 +45,7 @@ def change_daemon(
         row = _update_row(conn, daemon_id, conditions, values)
         return daemon_to_dict(row) if row is not None else None
     with db.engine.begin() as own:
+        bound_lock_holding(own)
         row = _update_row(own, daemon_id, conditions, values)
     if row is None:
         return None

@@ -21,8 +21,17 @@ class Fenced(Exception):
     """This instance's generation no longer owns the daemon: it must stop without writing."""
 
 
+def bound_lock_holding(conn: Connection) -> None:
+    """A writer paused mid-transaction (SIGSTOP, a frozen VM) would hold its row lock and
+    block its own successor's takeover forever: PostgreSQL ends such a transaction after
+    two idle seconds. Our transactions last milliseconds."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = '2s'")
+
+
 def hold_generation(conn: Connection, daemon_id: uuid.UUID, generation: int) -> None:
     """Raise ``Fenced`` unless ``generation`` owns the daemon; hold that until commit."""
+    bound_lock_holding(conn)
     stmt = select(daemons.c.generation).where(daemons.c.id == daemon_id)
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)

@@ -99,7 +99,7 @@ def test_a_paused_worker_finds_itself_fenced_and_writes_nothing(cluster, chaos_a
         cluster.signal_tree(victim, signal.SIGSTOP)
         times.append(wait_recovered(tickers[0], since, began, avoid=victim.hostname()))
         time.sleep(max(0.0, chaos_app.config["LEASE_TTL"] + 1 - (time.monotonic() - began)))
-        successor_first = first_line_id(tickers[0], fresh(tickers[0]).generation)
+        successor_first = successors_first_line(tickers[0], old)
         cluster.signal_tree(victim, signal.SIGCONT)
         time.sleep(2.0)  # the resumed instance notices it was superseded and exits
         late = db.session.scalars(
@@ -108,21 +108,24 @@ def test_a_paused_worker_finds_itself_fenced_and_writes_nothing(cluster, chaos_a
                 DaemonLog.id > successor_first,
             )
         ).all()  # fmt: skip
-        assert late == [], "the superseded instance wrote after its successor started"
+        assert late == [], f"generation {old} wrote after line {successor_first} of a successor"
         assert fresh(tickers[0]).worker != victim.hostname()
     RECOVERY["SIGSTOP worker > lease"] = times
 
 
-def first_line_id(daemon_id, generation) -> int:
-    return (
-        db.session.scalar(
-            select(DaemonLog.id)
-            .where(DaemonLog.daemon_id == daemon_id, DaemonLog.generation == generation)
-            .order_by(DaemonLog.id)
-            .limit(1)
-        )
-        or 0
+def successors_first_line(daemon_id, old: int) -> int:
+    """The id of the first line any newer generation wrote (waiting for one to appear)."""
+    query = (
+        select(DaemonLog.id)
+        .where(DaemonLog.daemon_id == daemon_id, DaemonLog.generation > old)
+        .order_by(DaemonLog.id)
+        .limit(1)
     )
+    deadline = time.monotonic() + 5
+    while (first := db.session.scalar(query)) is None:
+        assert time.monotonic() < deadline, "no successor wrote a line"
+        time.sleep(0.05)
+    return first
 
 
 def test_sigterm_deploy_moves_daemons_to_another_worker(cluster, chaos_app, tickers):
