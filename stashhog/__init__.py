@@ -12,12 +12,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.from_mapping(load_config(overrides=test_config))
 
-    from stashhog import api, celery_app, cli, database, events, web
+    from stashhog import api, celery_app, cli, daemons, database, events, relay, web
 
+    daemons.init_app(app)
     database.init_app(app)
     events.init_app(app)
     celery_app.init_app(app)
     api.init_app(app)
+    relay.init_app(app)
     web.init_app(app)
     cli.init_app(app)
     return app

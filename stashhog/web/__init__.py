@@ -1,20 +1,21 @@
-"""The operator's control panel: Jinja pages that update live over the WebSocket."""
+"""The operator's control panel: Jinja pages that load from the REST API and then update live
+over ``WS /api/daemons/ws``. Each page group is a module; templates mirror them."""
 
-from flask import Blueprint, Flask, redirect, url_for
+from flask import Blueprint, Flask, redirect, render_template, url_for
 
 bp = Blueprint("web", __name__)
 
 
 @bp.get("/")
 def index():
-    return redirect(url_for("web.daemons"))
+    return redirect(url_for("web.daemon_list"))
 
 
-@bp.get("/daemons")
-def daemons():
-    from flask import render_template
+def not_found(message: str):
+    return render_template("errors/not_found.html", message=message), 404
 
-    return render_template("daemons/list.html")
+
+from stashhog.web import daemons, jobs  # noqa: E402,F401  (pages register on bp)
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,187 @@
+// Pieces shared by the daemon cards and the detail header: status and health (colour and
+// text), live metrics, and the Start / Stop / Restart controls.
+
+import { api } from "./api.js";
+import { h, icon, replaceChildren, setText } from "./dom.js";
+import { ago, duration, isNewer, parseTime } from "./format.js";
+import { toast, withBusy } from "./shell.js";
+
+const STATUS_TONES = {
+  RUNNING: "ok",
+  STARTING: "warn",
+  STOPPING: "warn",
+  STOPPED: "idle",
+  ERROR: "bad",
+};
+// Mirrors stashhog.services.daemon_queries.daemon_health, so a daemon that stops beating
+// turns unhealthy on screen without any event. Only the server sees the Redis lease: its
+// verdict (present on REST replies, absent on events) is kept until an event replaces it.
+const HEARTBEAT_SLACK = 2;
+const DEFAULT_HEARTBEAT_SECONDS = 10;
+const STARTING_GRACE_SECONDS = 10;
+
+export function statusTone(status) {
+  return STATUS_TONES[status] || "idle";
+}
+
+export function paintBadge(node, status) {
+  node.className = `badge tone-${statusTone(status)}`;
+  node.classList.toggle("pulse", status === "STARTING" || status === "STOPPING");
+  replaceChildren(node, h("span.dot"), status || "UNKNOWN");
+}
+
+const verdict = (state, reason) => ({
+  state,
+  reason,
+  tone: { healthy: "ok", unhealthy: "bad", stopped: "idle" }[state],
+  text: { healthy: "Healthy", unhealthy: "Unhealthy", stopped: "Stopped" }[state],
+});
+
+export function health(daemon, now = Date.now()) {
+  if (daemon.desired_state !== "RUNNING") {
+    if (daemon.status === "ERROR") return verdict("stopped", "after an error");
+    if (["STOPPING", "RUNNING", "STARTING"].includes(daemon.status)) return verdict("stopped", "stopping");
+    return verdict("stopped", daemon.enabled ? null : "disabled");
+  }
+  if (daemon.status === "ERROR") return verdict("unhealthy", "ended in error");
+  const since = (iso) => (now - (parseTime(iso) ?? now)) / 1000;
+  if (daemon.status === "STARTING") {
+    const waited = since(daemon.updated_at);
+    return waited <= STARTING_GRACE_SECONDS
+      ? verdict("healthy", "starting")
+      : verdict("unhealthy", `no worker has started it after ${duration(waited)}`);
+  }
+  if (daemon.status !== "RUNNING") return verdict("unhealthy", `should be running but is ${daemon.status}`);
+  const interval = Number(daemon.configuration?.heartbeat_interval) || DEFAULT_HEARTBEAT_SECONDS;
+  const silent = since(daemon.last_heartbeat || daemon.started_at || daemon.updated_at);
+  if (silent > HEARTBEAT_SLACK * interval) {
+    return verdict("unhealthy", `no heartbeat for ${duration(silent)}`);
+  }
+  if (daemon.health === "unhealthy") return verdict("unhealthy", daemon.health_reason);
+  return verdict("healthy", null);
+}
+
+export function uptime(daemon, now = Date.now()) {
+  const started = parseTime(daemon.started_at);
+  if (daemon.status !== "RUNNING" || started === null) return "—";
+  return duration((now - started) / 1000);
+}
+
+export function metric(label) {
+  const value = h("div.value", {}, "—");
+  return { node: h("div.metric", {}, h("div.label", {}, label), value), value };
+}
+
+export function paintHealth(node, daemon, now) {
+  const state = health(daemon, now);
+  node.className = `health tone-${state.tone}`;
+  node.dataset.health = state.state;
+  if (node.childNodes.length !== 2) replaceChildren(node, h("span.dot"), "");
+  setText(node.lastChild, state.reason ? `${state.text} · ${state.reason}` : state.text);
+  return state;
+}
+
+export function paintHeartbeat(node, daemon, now) {
+  setText(node, daemon.last_heartbeat ? ago(daemon.last_heartbeat, now) : "never");
+}
+
+export function paintStatusLine(node, daemon) {
+  const text = daemon.status_line || (daemon.status === "RUNNING" ? "running" : "idle");
+  node.classList.toggle("empty", !daemon.status_line);
+  setText(node, text);
+  node.title = daemon.status_line || "";
+}
+
+export function paintError(node, daemon) {
+  node.hidden = !daemon.last_error || daemon.status === "RUNNING";
+  setText(node, daemon.last_error || "");
+}
+
+const ACTIONS = {
+  start: { label: "Start", busy: "Starting…", icon: "play", tone: "go" },
+  stop: { label: "Stop", busy: "Stopping…", icon: "stop", tone: "halt" },
+  restart: { label: "Restart", busy: "Restarting…", icon: "restart", tone: "" },
+};
+
+/** Start / Stop / Restart buttons for one daemon; disabled while any of them acts. */
+export class DaemonControls {
+  constructor(getDaemon, onResult) {
+    this.getDaemon = getDaemon;
+    this.onResult = onResult;
+    this.busy = false;
+    this.buttons = {};
+    this.node = h("div.controls", { style: "display:contents" });
+    for (const [action, spec] of Object.entries(ACTIONS)) {
+      const button = h(
+        "button.btn",
+        { type: "button", className: spec.tone, dataset: { action }, onclick: () => this.run(action) },
+        icon(spec.icon),
+        spec.label,
+      );
+      this.buttons[action] = button;
+      this.node.append(button);
+    }
+  }
+
+  update() {
+    const daemon = this.getDaemon();
+    const status = daemon.status;
+    const running = status === "RUNNING" || status === "STARTING";
+    const allowed = {
+      start: daemon.enabled && (status === "STOPPED" || status === "ERROR"),
+      stop: running || status === "STOPPING" || daemon.desired_state === "RUNNING",
+      restart: daemon.enabled && status !== "STOPPING",
+    };
+    for (const [action, button] of Object.entries(this.buttons)) {
+      if (!button.classList.contains("busy")) button.disabled = this.busy || !allowed[action];
+    }
+    this.buttons.start.title = daemon.enabled ? "" : "Enable the daemon before starting it";
+  }
+
+  async run(action) {
+    const daemon = this.getDaemon();
+    const button = this.buttons[action];
+    this.busy = true;
+    this.update();
+    try {
+      const result = await withBusy(button, ACTIONS[action].busy, () =>
+        api(`/api/daemons/${daemon.id}/${action}`, { method: "POST" }),
+      );
+      this.onResult(result.daemon);
+      if (!result.changed) toast(`${daemon.name}: ${result.message}`, "idle");
+    } catch (exc) {
+      toast(`${daemon.name}: could not ${action} — ${exc.message}`, "bad", 8);
+    } finally {
+      this.busy = false;
+      this.update();
+    }
+  }
+}
+
+/** Holds daemon dicts by id and applies REST replies and live events in order. */
+export class DaemonStore {
+  constructor(onChange) {
+    this.items = new Map();
+    this.onChange = onChange;
+  }
+
+  put(daemon) {
+    const current = this.items.get(daemon.id);
+    if (!isNewer(daemon, current)) return;
+    // Events carry no health verdict: drop the REST one rather than keep a stale verdict.
+    const fresh = "health" in daemon ? {} : { health: undefined, health_reason: undefined };
+    this.items.set(daemon.id, { ...current, ...daemon, ...fresh });
+    this.onChange(this.items.get(daemon.id), !current);
+  }
+
+  patchStatus(event) {
+    const current = this.items.get(event.daemon_id);
+    if (!current || !isNewer(event, current)) return;
+    const { status, desired_state, generation, status_line, last_error, timestamp } = event;
+    this.put({
+      ...current,
+      ...{ status, desired_state, generation, status_line, last_error, updated_at: timestamp },
+      ...{ health: undefined, health_reason: undefined },
+    });
+  }
+}

@@ -1,0 +1,53 @@
+// Pieces shared by the job pages and the daemon's job history: status badges, progress bars.
+
+import { h, replaceChildren, setText } from "./dom.js";
+
+const JOB_TONES = {
+  pending: "idle",
+  running: "info",
+  cancelling: "warn",
+  completed: "ok",
+  failed: "bad",
+  cancelled: "idle",
+};
+const ACTION_TONES = {
+  LAUNCHED: "info",
+  MONITORED: "idle",
+  FINISHED: "ok",
+  FAILED: "bad",
+  CANCELLED: "warn",
+};
+
+export const isActive = (job) => ["pending", "running", "cancelling"].includes(job.status);
+
+export function jobBadge(status) {
+  const node = h("span.badge");
+  paintJobBadge(node, status);
+  return node;
+}
+
+export function paintJobBadge(node, status) {
+  node.className = `badge tone-${JOB_TONES[status] || "idle"}`;
+  node.classList.toggle("pulse", status === "running" || status === "cancelling");
+  replaceChildren(node, h("span.dot"), status || "unknown");
+}
+
+export function actionBadge(action) {
+  return h("span.badge", { className: `tone-${ACTION_TONES[action] || "idle"}` }, action);
+}
+
+export function progressBar(large = false) {
+  const fill = h("div.fill");
+  const pct = h("span.pct");
+  const node = h("div.progress", { className: large ? "large" : "" }, h("div.bar", {}, fill), pct);
+  return { node, fill, pct };
+}
+
+export function paintProgress(bar, job) {
+  const value = Math.max(0, Math.min(100, Math.round(job.progress || 0)));
+  bar.fill.style.width = `${value}%`;
+  bar.node.className = `progress tone-${JOB_TONES[job.status] || "info"} ${bar.node.classList.contains("large") ? "large" : ""}`;
+  bar.node.setAttribute("role", "progressbar");
+  bar.node.setAttribute("aria-valuenow", String(value));
+  setText(bar.pct, `${value}%`);
+}

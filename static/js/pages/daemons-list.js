@@ -1,0 +1,171 @@
+// /daemons: a card per daemon, kept live by daemon_status and daemon_update events.
+
+import { api } from "../api.js";
+import { $, h, icon, replaceChildren, setText } from "../dom.js";
+import {
+  DaemonControls,
+  DaemonStore,
+  metric,
+  paintBadge,
+  paintError,
+  paintHealth,
+  paintHeartbeat,
+  paintStatusLine,
+  statusTone,
+  uptime,
+} from "../daemon-view.js";
+import { confirmAction, onTick, startShell, toast, withBusy } from "../shell.js";
+
+const cards = new Map();
+const grid = $("#daemon-cards");
+const store = new DaemonStore((daemon, isNew) => {
+  if (isNew) addCard(daemon);
+  cards.get(daemon.id).update(daemon);
+  paintSummary();
+});
+
+class DaemonCard {
+  constructor(daemon) {
+    this.id = daemon.id;
+    this.badge = h("span.badge");
+    this.health = h("span.health");
+    this.uptime = metric("Uptime");
+    this.heartbeat = metric("Heartbeat");
+    this.restarts = metric("Restarts");
+    this.statusLine = h("div.status-line");
+    this.error = h("div.error-box");
+    this.controls = new DaemonControls(() => this.daemon, (d) => store.put(d));
+    this.autoStart = this.toggle("Auto-start", "auto_start");
+    this.enabled = this.toggle("Enabled", "enabled");
+    this.title = h("a", { href: `/daemons/${daemon.id}` });
+    this.type = h("span.card-type");
+    this.node = h(
+      "article.card.panel",
+      { dataset: { daemonId: daemon.id } },
+      h("div.card-head", {}, h("div.card-title", {}, this.title, this.type), this.badge),
+      this.health,
+      h("div.metrics", {}, this.uptime.node, this.heartbeat.node, this.restarts.node),
+      this.statusLine,
+      this.error,
+      h(
+        "div.card-actions",
+        {},
+        this.controls.node,
+        h("a.details", { href: `/daemons/${daemon.id}` }, "Details", icon("chevron")),
+      ),
+      h("div.card-toggles", {}, this.autoStart.label, this.enabled.label),
+    );
+  }
+
+  toggle(text, field) {
+    const input = h("input", { type: "checkbox", dataset: { field } });
+    input.addEventListener("change", () => this.save(field, input));
+    return { input, label: h("label.switch", {}, input, h("span.track"), text) };
+  }
+
+  async save(field, input) {
+    input.disabled = true;
+    try {
+      const result = await api(`/api/daemons/${this.id}`, { method: "PUT", body: { [field]: input.checked } });
+      store.put(result.daemon);
+    } catch (exc) {
+      input.checked = !input.checked;
+      toast(`${this.daemon.name}: could not change ${field.replace("_", "-")} — ${exc.message}`, "bad", 8);
+    } finally {
+      input.disabled = false;
+    }
+  }
+
+  update(daemon) {
+    this.daemon = daemon;
+    this.node.className = `card panel tone-${statusTone(daemon.status)}`;
+    setText(this.title, daemon.name);
+    setText(this.type, daemon.type);
+    paintBadge(this.badge, daemon.status);
+    paintStatusLine(this.statusLine, daemon);
+    paintError(this.error, daemon);
+    setText(this.restarts.value, String(daemon.restart_count ?? 0));
+    this.autoStart.input.checked = daemon.auto_start;
+    this.enabled.input.checked = daemon.enabled;
+    this.controls.update();
+    this.tick(Date.now());
+  }
+
+  tick(now) {
+    paintHealth(this.health, this.daemon, now);
+    setText(this.uptime.value, uptime(this.daemon, now));
+    paintHeartbeat(this.heartbeat.value, this.daemon, now);
+  }
+}
+
+function addCard(daemon) {
+  const card = new DaemonCard(daemon);
+  cards.set(daemon.id, card);
+  $("#daemons-empty").hidden = true;
+  for (const node of grid.querySelectorAll(".skeleton")) node.remove();
+  const after = [...cards.values()]
+    .filter((other) => other !== card && other.daemon)
+    .find((other) => other.daemon.name.localeCompare(daemon.name) > 0);
+  grid.insertBefore(card.node, after ? after.node : null);
+}
+
+function paintSummary() {
+  const counts = {};
+  for (const daemon of store.items.values()) counts[daemon.status] = (counts[daemon.status] || 0) + 1;
+  const parts = ["RUNNING", "STARTING", "STOPPING", "STOPPED", "ERROR"]
+    .filter((status) => counts[status])
+    .map((status) => h("span", {}, h("b", {}, String(counts[status])), ` ${status.toLowerCase()}`));
+  replaceChildren($("#daemon-summary"), h("span", {}, h("b", {}, String(store.items.size)), " daemons"), parts);
+}
+
+async function load() {
+  try {
+    const body = await api("/api/daemons");
+    const daemons = Array.isArray(body) ? body : body.daemons;
+    for (const daemon of daemons) store.put(daemon);
+    if (!daemons.length) {
+      grid.replaceChildren();
+      $("#daemons-empty").hidden = false;
+    }
+  } catch (exc) {
+    toast(`Could not load daemons — ${exc.message}`, "bad", 8);
+  }
+}
+
+async function bulk(action, button) {
+  const what = { "start-all": "Start", "stop-all": "Stop", "restart-all": "Restart" }[action];
+  const ok = await confirmAction({
+    title: `${what} all daemons?`,
+    body:
+      action === "start-all"
+        ? "Every enabled daemon that is not running will be started."
+        : `Every running daemon will be ${action === "stop-all" ? "stopped" : "restarted"}. Jobs they monitor keep running.`,
+    confirm: `${what} all`,
+    danger: action !== "start-all",
+  });
+  if (!ok) return;
+  try {
+    const result = await withBusy(button, `${what.replace(/p$/, "pp")}ing…`, () =>
+      api(`/api/daemons/${action}`, { method: "POST" }),
+    );
+    const errors = result.errors.map((error) => `${error.name}: ${error.error}`);
+    const skipped = result.skipped ? `, ${result.skipped} disabled skipped` : "";
+    toast(`${what} all: ${result.changed} of ${result.requested} changed${skipped}`, errors.length ? "warn" : "ok");
+    for (const error of errors) toast(error, "bad", 10);
+  } catch (exc) {
+    toast(`${what} all failed — ${exc.message}`, "bad", 8);
+  }
+}
+
+const live = startShell();
+live.on("daemon_update", (event) => store.put(event.daemon));
+live.on("daemon_status", (event) => store.patchStatus(event));
+live.on("synced", () => load());
+onTick((now) => {
+  for (const card of cards.values()) if (card.daemon) card.tick(now);
+});
+for (const button of document.querySelectorAll("[data-bulk]")) {
+  button.addEventListener("click", () => bulk(button.dataset.bulk, button));
+}
+load();
+live.start();
