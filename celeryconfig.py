@@ -1,13 +1,20 @@
 """Celery settings. The broker URL comes from the Flask config (REDIS_URL); everything else
 about queues, routing and acks is decided here."""
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 # Tasks are sent by name from stashhog/ (it never imports workers/); these modules define them.
 imports = ("workers.daemon_tasks", "workers.job_tasks", "workers.supervisor_tasks")
 
-task_queues = (Queue("daemons"), Queue("jobs"), Queue("supervisor"))
+# Each queue on its own exchange and key. Declared bare, all three would bind to the default
+# exchange with key "jobs", and the Redis transport would copy a message into every queue.
+task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("daemons", "jobs", "supervisor")
+)
 task_default_queue = "jobs"
+task_default_exchange = "jobs"
+task_default_routing_key = "jobs"
 task_routes = {
     "stashhog.run_daemon": {"queue": "daemons"},
     "stashhog.run_job": {"queue": "jobs"},
