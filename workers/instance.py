@@ -41,6 +41,7 @@ class DaemonInstance:
         self.stop_reason: str | None = None
         self.shutdown = self.fenced = False
         self.error: str | None = None
+        self.unwritten = 0  # log lines still pending when the stop timeout ran out
         self._status_line: str | None = None
         self._status_dirty = False
         self._background: set[asyncio.Task] = set()
@@ -112,7 +113,7 @@ class DaemonInstance:
 
     async def _drain_logs(self) -> None:
         try:
-            await self.logs.drain(self.stop_timeout)
+            self.unwritten = await self.logs.drain(self.stop_timeout)
         except Fenced:
             self.fenced = True
 
@@ -151,7 +152,8 @@ class DaemonInstance:
 
     async def _call_on_stop(self, daemon: BaseDaemon) -> None:
         try:
-            await asyncio.wait_for(daemon.on_stop(), self.stop_timeout)
+            async with asyncio.timeout(self.stop_timeout):  # not wait_for: see BaseDaemon.sleep
+                await daemon.on_stop()
         except Exception as exc:
             daemon.log_exception(f"on_stop() failed: {exc!r}")
 

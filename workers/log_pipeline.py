@@ -36,11 +36,15 @@ class LogPipeline:
         self._seq = itertools.count(1)
         self._wake: asyncio.Event | None = None
         self._closing = False
+        self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, level: str, message: str) -> None:
+        if "\x00" in message:  # PostgreSQL text cannot hold NUL; the batch would never land
+            message = message.replace("\x00", "\ufffd")
         self.pending.append(LogLine(next(self._seq), level, message, datetime.now(UTC)))
-        if len(self.pending) >= EAGER_FLUSH_LINES and self._wake is not None:
+        if len(self.pending) >= EAGER_FLUSH_LINES and not self._waking and self._wake is not None:
+            self._waking = True  # once per flush: a call per line cost a third of emit()
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, on_fenced: Callable[[], None]) -> None:
@@ -51,10 +55,12 @@ class LogPipeline:
         self._wake = asyncio.Event()
         while not self._closing:
             try:
-                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
+                async with asyncio.timeout(FLUSH_INTERVAL):  # not wait_for: see BaseDaemon.sleep
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+            self._waking = False
             try:
                 await self.flush()
             except Fenced:
@@ -67,9 +73,10 @@ class LogPipeline:
         if self._wake is not None:
             self._wake.set()
 
-    async def flush(self) -> None:
-        """Write everything pending, batch by batch."""
-        while self.pending:
+    async def flush(self, deadline: float | None = None) -> None:
+        """Write everything pending, batch by batch (until ``deadline``, loop time)."""
+        loop = asyncio.get_running_loop()
+        while self.pending and (deadline is None or loop.time() < deadline):
             batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
             try:
                 await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
@@ -83,8 +90,10 @@ class LogPipeline:
                 return
             self.written += len(batch)
 
-    async def drain(self, timeout: float) -> None:
-        """Final flush on stop: keep trying passing errors until ``timeout``."""
+    async def drain(self, timeout: float) -> int:
+        """Final flush on stop: keep trying passing errors until ``timeout``. Returns how
+        many lines could not be written in time (the stop timeout wins over a backlog)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while self.pending and asyncio.get_running_loop().time() < deadline:
-            await self.flush()
+            await self.flush(deadline)
+        return len(self.pending)

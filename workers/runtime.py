@@ -101,6 +101,9 @@ class DaemonRuntime:
             )
         elif instance.shutdown:
             self._write_final(DaemonStatus.STOPPED, status_line="worker shut down")
+        elif instance.unwritten:
+            note = f"{instance.unwritten} log lines not written within the stop timeout"
+            self._write_final(DaemonStatus.STOPPED, status_line=note)
         else:
             self._write_final(DaemonStatus.STOPPED)
         return outcome

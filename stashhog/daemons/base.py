@@ -77,8 +77,10 @@ class BaseDaemon:
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep, returning early (True) as soon as a stop is requested."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
         try:
-            await asyncio.wait_for(self.host.stop_event.wait(), timeout=max(seconds, 0))
+            async with asyncio.timeout(max(seconds, 0)):
+                await self.host.stop_event.wait()
         except TimeoutError:
             return False
         return True

@@ -51,7 +51,8 @@ class JobTracker:
             await self._record(job_id, DaemonJobAction.MONITORED, "monitoring")
         future = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(future)
-        return await asyncio.wait_for(future, timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: see BaseDaemon.sleep
+            return await future
 
     async def cancel(self, job_id: uuid.UUID, reason: str | None) -> dict:
         self._cancel_reasons[job_id] = reason

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -43,6 +43,8 @@ class LogLine(NamedTuple):
 def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine]) -> list[dict]:
     """Persist ``lines`` if ``generation`` still owns the daemon (else ``Fenced``), then
     publish them. Returns the newly stored lines as dicts with their ids, in order."""
+    if not lines:
+        return []
     with db.engine.begin() as conn:
         hold_generation(conn, daemon_id, generation)
         ids = _insert(conn, daemon_id, generation, lines)
@@ -64,6 +66,13 @@ def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLi
     return written
 
 
+def pg_text_array(values: Iterable[str]) -> str:
+    """One PostgreSQL array literal: a single parameter instead of one quoted literal per
+    element, which made building the statement a third of the flusher's CPU."""
+    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return '{"' + '","'.join(quoted) + '"}'
+
+
 def _insert(conn: Connection, daemon_id, generation: int, lines: Sequence[LogLine]) -> dict:
     if conn.dialect.name == "postgresql":
         rows = conn.execute(
@@ -71,10 +80,10 @@ def _insert(conn: Connection, daemon_id, generation: int, lines: Sequence[LogLin
             {
                 "daemon_id": str(daemon_id),
                 "generation": generation,
-                "levels": [line.level for line in lines],
-                "messages": [line.message for line in lines],
-                "created": [line.created_at for line in lines],
-                "seqs": [line.seq for line in lines],
+                "levels": pg_text_array(line.level for line in lines),
+                "messages": pg_text_array(line.message for line in lines),
+                "created": pg_text_array(line.created_at.isoformat() for line in lines),
+                "seqs": "{" + ",".join(str(line.seq) for line in lines) + "}",
             },
         )
     else:
