@@ -101,3 +101,33 @@ class StuckStopDaemon(BaseDaemon):
         import time
 
         time.sleep(self.config.block_seconds)
+
+
+class RateConfig(DaemonConfig):
+    rate: float = Field(10_000.0, gt=0, description="Lines per second.")
+    seconds: float = Field(5.0, gt=0, description="Seconds to log for, then idle until stopped.")
+    tick: float = Field(0.01, gt=0, description="Seconds between chunks of lines.")
+
+
+@register("TEST_RATE")
+class RateDaemon(BaseDaemon):
+    """Logs ``rate * seconds`` numbered lines at a steady rate (in chunks every ``tick``,
+    catching up if it falls behind), then idles until stopped: the log benchmark's load."""
+
+    Config = RateConfig
+    config: RateConfig
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        total = int(self.config.rate * self.config.seconds)
+        began, emitted = loop.time(), 0
+        while emitted < total:
+            due = min(total, int((loop.time() - began) * self.config.rate) + 1)
+            for number in range(emitted, due):
+                self.info(f"rate line {number}")
+            emitted = due
+            if await self.sleep(self.config.tick):
+                return
+        self.update_status(f"emitted {total} lines")
+        while not await self.sleep(3600):
+            pass

@@ -1,0 +1,1 @@
+"""Benchmarks on the real services and worker processes (run as ``python -m bench.NAME``)."""

@@ -1,0 +1,228 @@
+"""What every benchmark shares: its own PostgreSQL database and Redis db (the helpers of
+``tests/support/services.py``), the app with migrations applied, real Celery worker processes
+(``tests/support/workers.py``), percentiles and tables, and a cleanup that runs on success,
+failure, Ctrl-C and SIGTERM alike: workers stopped by pid, database dropped, Redis db released.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psutil
+import psycopg2
+from flask_migrate import upgrade
+from sqlalchemy.engine import make_url
+
+from stashhog import create_app
+from stashhog.extensions import db
+from stashhog.models import Daemon
+from tests.support import services
+from tests.support.workers import WorkerProcess, start_daemons_worker
+
+DAEMON_MODULES = "tests.support.daemons"
+
+
+class BenchServices:
+    """``with BenchServices() as bench:`` gives ``bench.app``, ``bench.env`` and workers."""
+
+    def __init__(self, stop_timeout: float = 5.0) -> None:
+        self.stop_timeout = stop_timeout
+        self.database_url: str | None = None
+        self.redis_url: str | None = None
+        self.workers: list[WorkerProcess] = []
+        self.app = None
+
+    def __enter__(self) -> BenchServices:
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        try:
+            self._setup()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._cleanup()
+
+    def _setup(self) -> None:
+        self.database_url = services.create_test_database()
+        self.redis_url, _client = services.claim_redis_database()
+        prefix = f"stashhog-bench-{uuid.uuid4().hex[:8]}"
+        self.app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "REDIS_PREFIX": prefix,
+                "STOP_TIMEOUT": self.stop_timeout,
+                "DAEMON_MODULES": DAEMON_MODULES,
+            }
+        )
+        with self.app.app_context():
+            upgrade(revision="head")
+        self.celery = self.app.extensions["celery"]
+        self.env = dict(os.environ)
+        self.env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            STASHHOG_REDIS_PREFIX=prefix,
+            STASHHOG_STOP_TIMEOUT=str(self.stop_timeout),
+            STASHHOG_DAEMON_MODULES=DAEMON_MODULES,
+            PYTHONUNBUFFERED="1",
+        )
+        note(f"database {make_url(self.database_url).database}, redis {self.redis_url}")
+
+    def start_daemons_worker(self, concurrency: int, env: dict | None = None) -> WorkerProcess:
+        """``celery worker -Q daemons -P prefork -c N --disable-prefetch`` (as in the Procfile),
+        with ``env`` added to the benchmark's environment."""
+        name = f"bench-{uuid.uuid4().hex[:6]}@%h"
+        worker = start_daemons_worker({**self.env, **(env or {})}, self.celery, concurrency, name)
+        self.workers.append(worker)
+        note(f"worker pid {worker.pid} -c {concurrency}, log {worker.log_path}")
+        return worker
+
+    def stop_worker(self, worker: WorkerProcess) -> None:
+        self.workers.remove(worker)
+        _stop_worker(worker)
+
+    def create_daemon(self, type: str, configuration: dict, name: str | None = None) -> uuid.UUID:
+        with self.app.app_context():
+            daemon = Daemon(
+                name=name or f"bench-{uuid.uuid4().hex[:8]}",
+                type=type,
+                configuration=configuration,
+            )
+            db.session.add(daemon)
+            db.session.commit()
+            daemon_id = daemon.id
+            db.session.remove()
+        return daemon_id
+
+    def pg_connect(self):
+        """A plain autocommit psycopg2 connection, for tight polling."""
+        url = make_url(self.database_url)
+        conn = psycopg2.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+        )
+        conn.autocommit = True
+        return conn
+
+    def _cleanup(self) -> None:
+        for worker in self.workers:
+            _stop_worker(worker)
+        if self.app is not None:
+            with self.app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        if self.database_url:
+            services.drop_test_database(self.database_url)
+            note(f"dropped {make_url(self.database_url).database}")
+        if self.redis_url:
+            services.release_redis_database(self.redis_url)
+            note(f"released {self.redis_url}")
+        signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _stop_worker(worker: WorkerProcess) -> None:
+    """Warm shutdown by pid, then SIGKILL of exactly the pids it had if any linger."""
+    pids = [worker.pid, *(child.pid for child in worker.children())]
+    worker.stop()
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                process.kill()
+                note(f"killed lingering pid {pid}")
+        except psutil.NoSuchProcess:
+            pass
+    note(f"stopped worker pid {worker.pid}")
+
+
+def _sigterm_to_exit(_signum, _frame) -> None:
+    raise SystemExit(143)
+
+
+def cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU seconds of each live process in ``pids``."""
+    seconds = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def backend_pids(conn) -> list[int]:
+    """The PostgreSQL server processes serving this database (other than ``conn``'s own)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def machine_load() -> str:
+    """Load average and CPU count: other work on the machine inflates every latency."""
+    one, five, _fifteen = os.getloadavg()
+    return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def note(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def poll(probe: Callable[[], Any], timeout: float, interval: float = 0.001) -> Any:
+    """Call ``probe`` every ``interval`` until it returns something truthy (or None at the
+    deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p99 of 200 samples is the 2nd largest)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_row(label: str, values_ms: Sequence[float]) -> list[str]:
+    return [
+        label,
+        str(len(values_ms)),
+        *(f"{percentile(values_ms, p):.1f}" if values_ms else "-" for p in (50, 90, 99)),
+        f"{max(values_ms):.1f}" if values_ms else "-",
+    ]
+
+
+SUMMARY_HEADERS = ["measure", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    cells = [list(map(str, headers)), *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])

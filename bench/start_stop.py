@@ -1,0 +1,310 @@
+"""Start and stop latency of one daemon on a real prefork ``daemons`` worker.
+
+    .venv/bin/python -m bench.start_stop [--cycles 200] [--concurrency 2] [--api-cycles 20]
+                                         [--immediate-cycles 40]
+
+Each cycle calls ``start_daemon`` (the service behind ``POST /api/daemons/<id>/start``) and
+polls the ``daemons`` row on a plain psycopg2 connection every ``--poll`` seconds (1 ms) until
+it is RUNNING with a ``last_heartbeat`` for the new generation (the runtime writes both in the
+one UPDATE that claims the row). It then waits until the instance has subscribed to its control
+channel (``PUBSUB NUMSUB``, polled every 1 ms): the instance is fully up. Then it calls
+``stop_daemon`` and polls until the row is STOPPED, and checks that on_stop()'s line ("Test
+daemon stopping") is in ``daemon_logs``. Between cycles it waits for the lease to be released
+and ``--gap`` seconds, so cycles never overlap.
+
+``--api-cycles`` more cycles go through the real HTTP API (a werkzeug server in a thread, one
+connection per request). ``--immediate-cycles`` more cycles stop as soon as RUNNING is visible,
+without waiting for the control subscription: a stop that has not finished after
+``--stop-timeout`` counts as hung; the bench then SIGKILLs that pool child by pid (what the
+supervisor's escalation does) and waits for the lease to expire. Target: p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from werkzeug.serving import make_server
+
+from bench.harness import (
+    SUMMARY_HEADERS,
+    BenchServices,
+    machine_load,
+    note,
+    poll,
+    summary_row,
+    table,
+)
+from stashhog.events import control_channel, get_redis
+from stashhog.models import DaemonType
+from stashhog.services import lease
+from stashhog.services.daemon_control import start_daemon, stop_daemon
+
+# The seed's TEST_DAEMON, quiet: its on_stop() logs "Test daemon stopping".
+CONFIG = {"log_interval": 3600, "job_interval": 86400, "heartbeat_interval": 10}
+ON_STOP_LINE = "Test daemon stopping"
+ROW_SQL = (
+    "SELECT status, generation, last_heartbeat, started_at, stopped_at, worker_pid "
+    "FROM daemons WHERE id = %s"
+)
+ON_STOP_SQL = (
+    "SELECT count(*) FILTER (WHERE message = %s), min(created_at) FILTER (WHERE message = %s), "
+    "min(message) FILTER (WHERE message LIKE 'stopped (%%') "
+    "FROM daemon_logs WHERE daemon_id = %s AND generation = %s"
+)
+START_TIMEOUT = 5.0
+
+
+@dataclass
+class Samples:
+    start_call: list[float] = field(default_factory=list)
+    start_visible: list[float] = field(default_factory=list)
+    start_stamp: list[float] = field(default_factory=list)
+    subscribed: list[float] = field(default_factory=list)
+    stop_call: list[float] = field(default_factory=list)
+    stop_visible: list[float] = field(default_factory=list)
+    on_stop_stamp: list[float] = field(default_factory=list)
+    stop_stamp: list[float] = field(default_factory=list)
+    polls: int = 0
+    poll_time: float = 0.0
+    pids: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)  # the instance's "stopped (...)" line
+    hung: int = 0
+    anomalies: list[str] = field(default_factory=list)
+
+
+class Cycler:
+    """Runs start/stop cycles with a start and a stop function (service or HTTP)."""
+
+    def __init__(self, bench: BenchServices, daemon_id, args: argparse.Namespace) -> None:
+        self.bench, self.daemon_id = bench, daemon_id
+        self.interval, self.gap, self.stop_timeout = args.poll, args.gap, args.stop_timeout
+        self.conn = bench.pg_connect()
+        self.cursor = self.conn.cursor()
+        with bench.app.app_context():
+            self.redis, self.channel = get_redis(), control_channel(daemon_id)
+
+    def row(self):
+        self.cursor.execute(ROW_SQL, (str(self.daemon_id),))
+        return self.cursor.fetchone()
+
+    def wait_row(self, accept: Callable, samples: Samples, timeout: float):
+        began, count = time.perf_counter(), [0]
+
+        def probe():
+            count[0] += 1
+            row = self.row()
+            return row if accept(row) else None
+
+        row = poll(probe, timeout, self.interval)
+        samples.polls += count[0]
+        samples.poll_time += time.perf_counter() - began
+        return row
+
+    def subscribed(self) -> bool:
+        return self.redis.pubsub_numsub(self.channel)[0][1] > 0
+
+    def run(self, cycles: int, start: Callable, stop: Callable, samples: Samples, settle=True):
+        for number in range(cycles):
+            self.cycle(number, start, stop, samples, settle)
+            with self.bench.app.app_context():
+                poll(lambda: lease.lease_holder(self.daemon_id) is None, 10.0, 0.001)
+            time.sleep(self.gap)
+
+    def cycle(self, number: int, start: Callable, stop: Callable, samples: Samples, settle):
+        wall, began = time.time(), time.perf_counter()
+        generation = start(self.daemon_id)
+        called = time.perf_counter()
+        row = self.wait_row(
+            lambda r: r[1] == generation and r[0] in ("RUNNING", "ERROR") and r[2],
+            samples,
+            START_TIMEOUT,
+        )
+        seen = time.perf_counter()
+        if row is None or row[0] != "RUNNING":
+            samples.anomalies.append(f"cycle {number}: start ended as {row and row[0]}")
+            return
+        samples.start_call.append((called - began) * 1000)
+        samples.start_visible.append((seen - began) * 1000)
+        samples.start_stamp.append((row[3].timestamp() - wall) * 1000)
+        samples.pids[row[5]] += 1
+        pid = row[5]
+        if settle:
+            poll(self.subscribed, START_TIMEOUT, 0.001)
+            samples.subscribed.append((time.perf_counter() - began) * 1000)
+        self.stop_and_check(number, generation, pid, stop, samples)
+
+    def stop_and_check(self, number, generation, pid, stop: Callable, samples: Samples):
+        wall, began = time.time(), time.perf_counter()
+        stop(self.daemon_id)
+        called = time.perf_counter()
+        row = self.wait_row(
+            lambda r: r[1] == generation and r[0] in ("STOPPED", "ERROR"),
+            samples,
+            self.stop_timeout,
+        )
+        seen = time.perf_counter()
+        if row is None:
+            samples.hung += 1
+            samples.anomalies.append(
+                f"cycle {number}: still {self.row()[0]} {self.stop_timeout:g} s after stop, "
+                f"control channel still subscribed: {self.subscribed()}; "
+                f"SIGKILL pool child {pid}"
+            )
+            self.kill_child(pid)
+            return
+        self.cursor.execute(
+            ON_STOP_SQL, (ON_STOP_LINE, ON_STOP_LINE, str(self.daemon_id), generation)
+        )
+        count, on_stop_at, stopped_line = self.cursor.fetchone()
+        samples.reasons[stopped_line] += 1
+        if row[0] != "STOPPED" or count != 1:
+            samples.anomalies.append(f"cycle {number}: {row[0]}, on_stop line missing")
+            return
+        samples.stop_call.append((called - began) * 1000)
+        samples.stop_visible.append((seen - began) * 1000)
+        samples.on_stop_stamp.append((on_stop_at.timestamp() - wall) * 1000)
+        samples.stop_stamp.append((row[4].timestamp() - wall) * 1000)
+
+    def kill_child(self, pid: int) -> None:
+        """Only a pool child of our own worker: billiard starts a replacement."""
+        ours = {child.pid for worker in self.bench.workers for child in worker.children()}
+        if pid in ours:
+            os.kill(pid, signal.SIGKILL)
+
+
+def service_functions(app):
+    def start(daemon_id) -> int:
+        with app.app_context():
+            return start_daemon(daemon_id)["daemon"]["generation"]
+
+    def stop(daemon_id) -> None:
+        with app.app_context():
+            stop_daemon(daemon_id)
+
+    return start, stop
+
+
+def http_functions(port: int):
+    def post(path: str) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", path)
+            response = conn.getresponse()
+            body = json.loads(response.read())
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise RuntimeError(f"POST {path}: {response.status} {body}")
+        return body
+
+    def start(daemon_id) -> int:
+        return post(f"/api/daemons/{daemon_id}/start")["daemon"]["generation"]
+
+    def stop(daemon_id) -> None:
+        post(f"/api/daemons/{daemon_id}/stop")
+
+    return start, stop
+
+
+def report(title: str, samples: Samples, cycles: int) -> None:
+    rows = [
+        summary_row("start: call returned", samples.start_call),
+        summary_row("start: started_at stamp - call", samples.start_stamp),
+        summary_row("start: RUNNING+heartbeat visible", samples.start_visible),
+        summary_row("start: control channel subscribed", samples.subscribed),
+        summary_row("stop: call returned", samples.stop_call),
+        summary_row("stop: on_stop line's created_at - call", samples.on_stop_stamp),
+        summary_row("stop: stopped_at stamp - call", samples.stop_stamp),
+        summary_row("stop: STOPPED+on_stop visible", samples.stop_visible),
+    ]
+    print(f"\n{title}")
+    print(table(SUMMARY_HEADERS, rows))
+    mean_poll = samples.poll_time / samples.polls * 1000 if samples.polls else 0
+    print(f"row poll: one read every {mean_poll:.2f} ms on average")
+    print(f"pool children used (pid: cycles): {dict(samples.pids)}")
+    print(f"what stopped the instance (its last line: cycles): {dict(samples.reasons)}")
+    print(f"stops hung: {samples.hung} of {cycles}")
+    for anomaly in samples.anomalies:
+        print(f"ANOMALY {anomaly}")
+
+
+def serve(app):
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=200)
+    parser.add_argument("--api-cycles", type=int, default=20)
+    parser.add_argument("--immediate-cycles", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5, help="cycles run first, not counted")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker -c")
+    parser.add_argument("--poll", type=float, default=0.001, help="seconds between row reads")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between cycles")
+    parser.add_argument("--stop-timeout", type=float, default=3.0, help="a stop is hung after")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    with BenchServices() as bench:
+        note(machine_load())
+        bench.start_daemons_worker(args.concurrency)
+        daemon_id = bench.create_daemon(DaemonType.TEST_DAEMON, CONFIG)
+        cycler = Cycler(bench, daemon_id, args)
+        service = service_functions(bench.app)
+        warmup = Samples()
+        cycler.run(args.warmup, *service, warmup)
+        note(
+            f"warm-up: start {[round(v) for v in warmup.start_visible]} ms, stop "
+            f"{[round(v) for v in warmup.stop_visible]} ms"
+        )
+        samples = Samples()
+        cycler.run(args.cycles, *service, samples)
+        report(
+            f"service calls, {args.cycles} cycles, prefork -c {args.concurrency} "
+            "--disable-prefetch, stop once the instance is up",
+            samples,
+            args.cycles,
+        )
+        if args.api_cycles:
+            server = serve(bench.app)
+            try:
+                api = Samples()
+                cycler.run(args.api_cycles, *http_functions(server.server_port), api)
+                report(
+                    f"HTTP API (werkzeug, POST .../start then .../stop), {args.api_cycles} "
+                    "cycles, stop once the instance is up",
+                    api,
+                    args.api_cycles,
+                )
+            finally:
+                server.shutdown()
+        if args.immediate_cycles:
+            immediate = Samples()
+            cycler.run(args.immediate_cycles, *service, immediate, settle=False)
+            report(
+                f"service calls, {args.immediate_cycles} cycles, stop as soon as RUNNING "
+                "is visible",
+                immediate,
+                args.immediate_cycles,
+            )
+        cycler.conn.close()
+        note(machine_load())
+
+
+if __name__ == "__main__":
+    main()
