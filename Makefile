@@ -28,5 +28,11 @@ format: $(STAMP)
 chaos: $(STAMP)
 	STASHHOG_CHAOS=full $(BIN)/python -m pytest tests/chaos -v
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.start_stop
+	$(BIN)/python -m bench.log_throughput
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.log_latency
+
 clean:
 	rm -rf $(VENV) instance tests/artifacts

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from stashhog import create_app
 from stashhog.extensions import db
@@ -16,12 +16,6 @@ from tests.support import services
 from tests.support.workers import start_daemons_worker, start_jobs_worker
 
 TEST_DAEMON_MODULES = "tests.support.daemons"
-SEED_CONFIGURATION = {
-    "log_interval": 5,
-    "job_interval": 30,
-    "heartbeat_interval": 10,
-    "simulate_errors": False,
-}
 
 
 @pytest.fixture(scope="session")
@@ -100,16 +94,8 @@ def clean_db(app_ctx):
     db.session.execute(text("DELETE FROM daemon_logs"))
     db.session.execute(text("DELETE FROM jobs"))
     db.session.execute(text("DELETE FROM daemons WHERE name <> 'Test Daemon'"))
-    reset_seed_daemon()
     db.session.commit()
     return db
-
-
-def reset_seed_daemon() -> None:
-    """Put the seed daemon back as the migration made it (tests may reconfigure it)."""
-    seed = db.session.scalars(select(Daemon).where(Daemon.name == "Test Daemon")).one()
-    seed.configuration = dict(SEED_CONFIGURATION)
-    seed.enabled, seed.auto_start = True, False
 
 
 @pytest.fixture

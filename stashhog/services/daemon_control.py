@@ -151,33 +151,48 @@ def _already_running(row: Row) -> bool:
 
 def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     """Ask for the daemon to stop. Idempotent: a stopped daemon is left alone."""
-    row = find_daemon_row(ref)
-    if row.desired_state == DesiredState.STOPPED and row.status not in ACTIVE:
-        return _result(daemon_to_dict(row), False, "daemon is already stopped")
-    # Only this generation's own lease counts: an older instance that is still releasing
-    # its lease is fenced already, and our task, if queued, exits when it finds STOPPED.
-    alive = lease_holder(row.id) == row.generation
-    if row.status in ACTIVE and alive:
-        data = change_daemon(
-            row.id, desired_state=DesiredState.STOPPED, status=DaemonStatus.STOPPING
-        )
-        request_stop(row.id, row.generation, row.task_id)
-    elif row.status == DaemonStatus.STOPPING and alive:
-        data = change_daemon(row.id, desired_state=DesiredState.STOPPED)
-        request_stop(row.id, row.generation, row.task_id)
+    for _attempt in range(5):
+        row = find_daemon_row(ref)
+        if row.desired_state == DesiredState.STOPPED and row.status not in ACTIVE:
+            data = daemon_to_dict(row)
+            if wait and row.status == DaemonStatus.STOPPING:
+                data = wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, wait)
+            return _result(data, False, "daemon is already stopped")
+        data = _stop_once(row)
+        if data is not None:
+            break  # else the instance or another command changed the row: read again
     else:
-        # No live instance (never started, queued, or its worker died): nothing to signal.
-        # A queued task finds desired_state STOPPED when it starts and exits at once.
-        data = finalize_stopped(row, desired=DesiredState.STOPPED)
-    if data is None:
-        data = daemon_to_dict(find_daemon_row(row.id))
+        raise Conflict("daemon is changing concurrently; try again")
     if wait:
         data = wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, wait)
     return _result(data, True, "daemon stopped" if data["status"] != "STOPPING" else "stopping")
 
 
-def finalize_stopped(row: Row, *, desired: str | None = None, reason: str | None = None) -> dict:
-    """Mark a daemon with no live instance STOPPED (ERROR stays ERROR)."""
+def _stop_once(row: Row) -> dict | None:
+    """One attempt, conditional on the row still being as read (None: it changed)."""
+    guard: dict[str, Any] = {"if_generation": row.generation, "only_if": {"status": row.status}}
+    # Only this generation's own lease counts: an older instance that is still releasing
+    # its lease is fenced already, and our task, if queued, exits when it finds STOPPED.
+    alive = lease_holder(row.id) == row.generation
+    if row.status in ACTIVE and alive:
+        data = change_daemon(row.id, **guard, desired_state=DesiredState.STOPPED,
+                             status=DaemonStatus.STOPPING)  # fmt: skip
+    elif row.status == DaemonStatus.STOPPING and alive:
+        data = change_daemon(row.id, **guard, desired_state=DesiredState.STOPPED)
+    else:
+        # No live instance (never started, queued, or its worker died): nothing to signal.
+        # A queued task finds desired_state STOPPED when it starts and exits at once.
+        return finalize_stopped(row, desired=DesiredState.STOPPED)
+    if data is not None:
+        request_stop(row.id, row.generation, row.task_id)
+    return data
+
+
+def finalize_stopped(
+    row: Row, *, desired: str | None = None, reason: str | None = None
+) -> dict | None:
+    """Mark a daemon with no live instance STOPPED (ERROR stays ERROR), if the row is still
+    as read; None when it changed meanwhile."""
     values: dict[str, Any] = {"stopped_at": datetime.now(UTC), "worker_pid": None}
     if row.status != DaemonStatus.ERROR:
         values["status"] = DaemonStatus.STOPPED
@@ -185,7 +200,8 @@ def finalize_stopped(row: Row, *, desired: str | None = None, reason: str | None
         values["desired_state"] = desired
     if reason:
         values["status_line"] = reason
-    return change_daemon(row.id, **values) or daemon_to_dict(row)
+    return change_daemon(row.id, if_generation=row.generation, only_if={"status": row.status},
+                         **values)  # fmt: skip
 
 
 def request_stop(

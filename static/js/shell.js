@@ -3,11 +3,13 @@
 
 import { $, h, icon, replaceChildren, setText } from "./dom.js";
 import { LiveConnection, liveUrl } from "./live.js";
+import { watchSystemHealth } from "./system-health.js";
 
 const tickers = new Set();
 
 export function startShell() {
   setupTheme();
+  watchSystemHealth();
   const live = new LiveConnection(liveUrl());
   live.on("state", showLiveState);
   $("#live-pill").addEventListener("click", () => live.retryNow());
