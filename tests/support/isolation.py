@@ -9,12 +9,13 @@ from tests.support.workers import WorkerProcess, start_daemons_worker
 
 @contextlib.contextmanager
 def only_worker_on_queue(celery_app, queue: str, worker: WorkerProcess):
-    """Other workers stop consuming ``queue`` (Celery remote control) until the block ends."""
+    """Other workers stop consuming ``queue`` (Celery remote control) until the block ends.
+    Only those that consumed it before get it back."""
+    consuming = celery_app.control.inspect(timeout=1.0).active_queues() or {}
     others = [
         name
-        for reply in celery_app.control.ping(timeout=1.0)
-        for name in reply
-        if name != worker.hostname()
+        for name, queues in consuming.items()
+        if name != worker.hostname() and any(q["name"] == queue for q in queues)
     ]
     if others:
         celery_app.control.cancel_consumer(queue, destination=others, reply=True, timeout=2)

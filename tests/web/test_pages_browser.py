@@ -334,8 +334,8 @@ def test_long_logs_keep_a_bounded_window_and_load_older_lines(page, app, burst_d
         "emitted 3000 lines", timeout=LIVE
     )
     expect(page.locator("[data-log-gap]")).to_contain_text("older lines hidden", timeout=LIVE)
-    assert page.locator(".log-line").count() == 1000
-    assert page.locator(".log-line .m").last.text_content() == "line 2999"
+    expect(page.locator(".log-line .m").last).to_have_text("line 2999")
+    expect(page.locator(".log-line")).to_have_count(1000)
 
     page.click("[data-older]")
     expect(page.locator(".log-line")).to_have_count(1500)
