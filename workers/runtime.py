@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import time
-import traceback
 import uuid
 from datetime import UTC, datetime
 
@@ -153,7 +152,3 @@ class DaemonRuntime:
                 return False
             time.sleep(0.01)
         return True
-
-
-def describe_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)).rstrip()

@@ -17,7 +17,7 @@ from stashhog.models import DaemonJobAction, DaemonJobHistory, Job, JobStatus
 from stashhog.serializers import job_to_dict
 from stashhog.services import job_service
 from stashhog.services.daemon_history import TERMINAL_ACTIONS, record_job_action
-from stashhog.services.fencing import Fenced
+from stashhog.services.fencing import hold_generation
 
 if TYPE_CHECKING:
     from stashhog.daemons.base import DaemonHost
@@ -104,9 +104,7 @@ class JobTracker:
 
 def _create_job(daemon_id: uuid.UUID, generation: int, job_type: str, metadata: dict) -> dict:
     with db.engine.begin() as conn:
-        # Refuse before creating anything if this instance was superseded.
-        from stashhog.services.fencing import hold_generation
-
+        # Refuse (Fenced) before creating anything if this instance was superseded.
         hold_generation(conn, daemon_id, generation)
     return job_to_dict(job_service.create_job(job_type, metadata, daemon_id=daemon_id))
 
@@ -126,6 +124,3 @@ def _unrecorded_jobs(daemon_id: uuid.UUID) -> list[dict]:
     )
     query = select(Job).where(Job.daemon_id == daemon_id, ~terminal).order_by(Job.created_at)
     return [job_to_dict(job) for job in db.session.scalars(query)]
-
-
-__all__ = ["Fenced", "JobTracker"]
