@@ -18,6 +18,15 @@ from stashhog.models import Daemon, DaemonJobHistory, DaemonLog, Job, JobStatus,
 from stashhog.services import daemon_service
 from stashhog.services.daemon_control import wait_for_status
 
+UNKNOWN = str(uuid.uuid4())
+
+
+def set_row(daemon_id, **values) -> None:
+    row = db.session.get(Daemon, daemon_id)
+    for name, value in values.items():
+        setattr(row, name, value)
+    db.session.commit()
+
 
 def error_of(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)

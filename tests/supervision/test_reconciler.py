@@ -122,8 +122,10 @@ def test_desired_stopped_with_a_live_instance_is_stopped(make_daemon):
         r = row(daemon.id)
         lines = db.session.scalars(select(DaemonLog.message).where(
             DaemonLog.daemon_id == daemon.id).order_by(DaemonLog.id)).all()  # fmt: skip
-        raise AssertionError(f"{r.status} {r.status_line} gen {r.generation} lease "
-                             f"{lease.lease_holder(daemon.id)} {report} {lines}") from None
+        raise AssertionError(
+            f"{r.status} {r.status_line} gen {r.generation} lease "
+            f"{lease.lease_holder(daemon.id)} {report} {lines}"
+        ) from None
 
 
 def test_a_stop_that_overruns_the_timeout_is_killed_and_fenced(make_daemon, app):

@@ -1,5 +1,6 @@
 """Fixtures for the control panel: the app served by a real threaded server on loopback,
-and a real Chromium driven by Playwright."""
+a real Chromium driven by Playwright, and the seeded Test Daemon made fast for the browser
+tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from stashhog.services import daemon_service
 from tests.support.services import IN_CI
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -92,3 +94,30 @@ def page(browser, live_server):
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+FAST_CONFIG = {
+    "log_interval": 0.2,
+    "job_interval": 2,
+    "heartbeat_interval": 1,
+    "job_metadata": {"steps": 3, "step_seconds": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def test_daemon(app, daemons_worker, jobs_worker):
+    """The seeded Test Daemon, stopped, with a fast configuration."""
+    with app.app_context():
+        daemon = daemon_service.get_daemon("Test Daemon")
+        daemon_service.stop_daemon(daemon["id"], wait=10)
+        daemon_service.update_daemon(daemon["id"], configuration=FAST_CONFIG, enabled=True)
+    yield daemon
+    with app.app_context():
+        daemon_service.stop_daemon(daemon["id"], wait=10)
+
+
+@pytest.fixture
+def running(app, test_daemon):
+    with app.app_context():
+        daemon_service.start_daemon(test_daemon["id"], wait=10)
+    return test_daemon
