@@ -29,10 +29,8 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from bench.harness import BenchServices, backend_pids, cpu_seconds, machine_load, note, table
-from stashhog.events import EventType, publish
 from stashhog.extensions import db
-from stashhog.serializers import iso
-from stashhog.services.daemon_logs import EVENT_CHUNK, LogLine, _insert, write_log_batch
+from stashhog.services.daemon_logs import LogLine, _insert, publish_log_lines, write_log_batch
 from stashhog.services.fencing import hold_generation
 
 FIELDS = "(daemon_id, generation, level, message, created_at, seq)"
@@ -100,20 +98,7 @@ def copy_and_select(daemon_id, generation, lines) -> None:
 
 
 def publish_only(daemon_id, generation, lines) -> None:
-    written = [
-        {
-            "id": line.seq,
-            "daemon_id": str(daemon_id),
-            "level": line.level,
-            "message": line.message,
-            "created_at": iso(line.created_at),
-            "generation": generation,
-            "seq": line.seq,
-        }
-        for line in lines
-    ]
-    for start in range(0, len(written), EVENT_CHUNK):
-        publish(EventType.DAEMON_LOG, daemon_id, lines=written[start : start + EVENT_CHUNK])
+    publish_log_lines(daemon_id, generation, lines, {line.seq: line.seq for line in lines})
 
 
 def copy_into(table_name: str):

@@ -48,6 +48,14 @@ def write_log_batch(daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLi
     with db.engine.begin() as conn:
         hold_generation(conn, daemon_id, generation)
         ids = _insert(conn, daemon_id, generation, lines)
+    return publish_log_lines(daemon_id, generation, lines, ids)
+
+
+def publish_log_lines(
+    daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine], ids: dict[int, int]
+) -> list[dict]:
+    """Publish the stored ``lines`` (``ids`` maps seq to row id; others are skipped) as
+    ``daemon_log`` events of EVENT_CHUNK lines each; returns them as dicts."""
     written = [
         {
             "id": ids[line.seq],
