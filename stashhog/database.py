@@ -7,7 +7,6 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from stashhog import models  # noqa: F401  (registers the tables on db.metadata)
 from stashhog.config import ROOT
@@ -38,7 +37,3 @@ def dispose_engine_after_fork(app: Flask) -> None:
     """A forked child must not share its parent's pooled connections."""
     with app.app_context():
         db.engine.dispose(close=False)
-
-
-def is_postgresql(engine: Engine | None = None) -> bool:
-    return (engine or db.engine).dialect.name == "postgresql"

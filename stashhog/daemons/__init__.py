@@ -7,7 +7,7 @@ from flask import Flask
 from stashhog.daemons import metadata_generate_watcher, test_daemon  # noqa: F401
 from stashhog.daemons.base import BaseDaemon
 from stashhog.daemons.config import ConfigurationError, DaemonConfig, describe
-from stashhog.daemons.registry import UnknownDaemonType, get_daemon_class, registered_types
+from stashhog.daemons.registry import UnknownDaemonType, get_daemon_class
 
 __all__ = [
     "BaseDaemon",
@@ -16,7 +16,6 @@ __all__ = [
     "UnknownDaemonType",
     "describe",
     "get_daemon_class",
-    "registered_types",
 ]
 
 

@@ -31,7 +31,3 @@ def get_daemon_class(daemon_type: str) -> type[BaseDaemon]:
         return _registry[str(daemon_type)]
     except KeyError:
         raise UnknownDaemonType(f"no daemon class for type {daemon_type!r}") from None
-
-
-def registered_types() -> list[str]:
-    return sorted(_registry)
