@@ -133,13 +133,14 @@ def get_daemon(ref: uuid.UUID | str) -> dict[str, Any]:
 
 def list_daemons() -> list[dict[str, Any]]:
     """Every daemon, by name, with its health."""
-    rows = _all_rows()
+    rows = all_daemon_rows()
     leases = lease_holders([row.id for row in rows])
     now = datetime.now(UTC)
     return [present(row, leases[str(row.id)], now) for row in rows]
 
 
-def _all_rows() -> list[Any]:
+def all_daemon_rows() -> list[Any]:
+    """Every daemon row, by name."""
     with db.engine.connect() as conn:
         return list(conn.execute(select(daemons).order_by(daemons.c.name)))
 

@@ -28,6 +28,7 @@ from stashhog.models import (
 )
 from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
+from stashhog.services.daemon_queries import all_daemon_rows
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.errors import ServiceError
 from stashhog.services.lease import lease_holders
@@ -69,7 +70,7 @@ def reconcile() -> PassReport | None:
             ttl = current_app.config["LEASE_TTL"]
             redis.set(key("supervisor", "grace"), 1, px=int((ttl + 1) * 1000))
         in_grace = bool(redis.exists(key("supervisor", "grace")))
-        rows = _all_rows()
+        rows = all_daemon_rows()
         holders = lease_holders([row.id for row in rows])
         now = datetime.now(UTC)
         for row in rows:
@@ -102,7 +103,7 @@ def _mark_pass() -> tuple[bool, bool]:
 
 def boot(report: PassReport | None = None) -> int:
     """Cluster start: enabled auto-start daemons get desired state RUNNING."""
-    rows = [row for row in _all_rows() if row.enabled and row.auto_start]
+    rows = [row for row in all_daemon_rows() if row.enabled and row.auto_start]
     for row in rows:
         if row.desired_state != DesiredState.RUNNING:
             change_daemon(row.id, desired_state=DesiredState.RUNNING)
@@ -204,8 +205,3 @@ def kill(row: Row, report: PassReport) -> None:
     fenced = change_daemon(row.id, if_generation=row.generation, generation=row.generation + 1)
     if fenced:
         daemon_control.finalize_stopped(daemon_control.find_daemon_row(row.id))
-
-
-def _all_rows() -> list[Row]:
-    with db.engine.connect() as conn:
-        return list(conn.execute(select(daemons).order_by(daemons.c.name)))
