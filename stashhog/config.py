@@ -20,6 +20,9 @@ ENV_KEYS = {
     "STASHHOG_RECONCILE_INTERVAL": "RECONCILE_INTERVAL",
     "STASHHOG_MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "STASHHOG_DAEMON_MODULES": "DAEMON_MODULES",
+    "STASHHOG_MAX_WEBSOCKETS": "MAX_WEBSOCKETS",
+    "STASHHOG_WS_MAX_MESSAGE_BYTES": "WS_MAX_MESSAGE_BYTES",
+    "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
 }
 
 
@@ -40,6 +43,13 @@ class Config:
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Extra modules (comma-separated) that register daemon types, e.g. a plugin package.
     DAEMON_MODULES = ""
+    # Live viewers (WebSockets) one web process holds; more are refused with 503. Kept below
+    # the web worker's connection limit (stashhog.webserver), so pages always have room.
+    MAX_WEBSOCKETS = 500
+    # Largest message a client may send on the socket (commands are ~100 bytes).
+    WS_MAX_MESSAGE_BYTES = 64 * 1024
+    # Daemons one socket may follow at once.
+    WS_MAX_SUBSCRIPTIONS = 100
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
 

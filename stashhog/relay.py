@@ -1,10 +1,17 @@
 """The live event relay behind ``WS /api/daemons/ws``.
 
 One Redis pub/sub subscriber thread per web process listens on ``events.event_pattern()`` and
-fans every message out to per-connection queues; each WebSocket connection's own thread (one
-gunicorn gthread per open socket, ARCHITECTURE §6) drains its queue into the socket and
-answers the client's commands. Queues are bounded: a client that falls ``queue_size`` messages
-behind is dropped (its socket shut down) instead of slowing the fan-out for everyone else.
+fans every message out to per-connection queues. Each connection has a writer (the request's
+own greenlet or thread) that sends what its queue holds as soon as it arrives, and a reader
+that answers the client's commands; neither polls. Under the production worker (gevent, see
+``stashhog.webserver``) both are greenlets, so open sockets never use up request threads.
+Queues are bounded: a client that falls ``queue_size`` messages behind is dropped (its socket
+shut down) instead of slowing the fan-out for everyone else.
+
+Limits, so that one process stays healthy whatever clients do: at most ``MAX_WEBSOCKETS``
+sockets (more are refused with 503 before the upgrade), inbound messages of at most
+``WS_MAX_MESSAGE_BYTES`` (a larger frame closes the socket with 1009), and at most
+``WS_MAX_SUBSCRIPTIONS`` daemons followed per socket.
 
 The thread starts with the first WebSocket connection, so Celery workers and the CLI, which
 also build the app, never open a subscriber. It reconnects to Redis by itself, and then sends
@@ -14,6 +21,7 @@ re-read what they show from the REST API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,10 +32,11 @@ import time
 import uuid
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from simple_websocket import ConnectionClosed
 
 from stashhog import events
+from stashhog.api.errors import error_response
 from stashhog.extensions import sock
 
 logger = logging.getLogger(__name__)
@@ -35,8 +44,6 @@ logger = logging.getLogger(__name__)
 # Messages a connection may lag behind before it is dropped. A daemon_log message carries up
 # to 500 lines, so this is a few seconds of a flood and minutes of ordinary traffic.
 QUEUE_SIZE = 256
-# How often a connection's thread looks for client commands while no event arrives.
-COMMAND_POLL_SECONDS = 0.05
 # WebSocket-level ping: a client that does not answer within this is closed as dead.
 PING_INTERVAL = 25
 # Backoff between attempts to reach Redis again after the subscriber lost it.
@@ -52,17 +59,20 @@ KEEPALIVE = {
 # How long a new connection waits for the subscriber before its commands are answered.
 SUBSCRIBE_WAIT = 5.0
 
+# flask-sock registers its routes on a blueprint of its own.
+WS_ENDPOINT = "__flask_sock.daemons_ws"
 _CLOSE = object()  # queue sentinel: the relay wants this connection gone
 
 
 class Connection:
     """One WebSocket client: its queue of outgoing messages and the daemons it follows."""
 
-    def __init__(self, ws, queue_size: int) -> None:
+    def __init__(self, ws, queue_size: int, max_subscriptions: int) -> None:
         self.ws = ws
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         # Replaced, never mutated, so the relay thread reads it without a lock.
         self.daemon_ids: frozenset[str] = frozenset()
+        self.max_subscriptions = max_subscriptions
         self.dropped = False
 
     def offer(self, message: object) -> bool:
@@ -93,15 +103,21 @@ class Relay:
         broadcast_channel: str,
         daemon_channel_prefix: str,
         queue_size: int = QUEUE_SIZE,
+        max_connections: int = 500,
+        max_subscriptions: int = 100,
     ) -> None:
         self.redis_url = redis_url
         self.pattern = pattern
         self.broadcast_channel = broadcast_channel
         self.daemon_channel_prefix = daemon_channel_prefix
         self.queue_size = queue_size
+        self.max_connections = max_connections
+        self.max_subscriptions = max_subscriptions
         self.client_name = f"stashhog-relay-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.subscribed = threading.Event()
         self.dropped_total = 0
+        self.refused_total = 0
+        self._reserved = 0
         self._connections: set[Connection] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -110,9 +126,22 @@ class Relay:
     def connection_count(self) -> int:
         return len(self._connections)
 
+    def reserve(self) -> bool:
+        """Take a socket slot before the upgrade; False when the process is full."""
+        with self._lock:
+            if self._reserved >= self.max_connections:
+                self.refused_total += 1
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+
     def connect(self, ws) -> Connection:
         self._ensure_subscriber()
-        conn = Connection(ws, self.queue_size)
+        conn = Connection(ws, self.queue_size, self.max_subscriptions)
         with self._lock:
             self._connections.add(conn)
         return conn
@@ -212,6 +241,9 @@ def answer(conn: Connection, raw: str | bytes) -> dict:
     except ValueError:
         return _error("daemon_id must be a UUID", command=command)
     if command == "subscribe":
+        if daemon_id not in conn.daemon_ids and len(conn.daemon_ids) >= conn.max_subscriptions:
+            limit = conn.max_subscriptions
+            return _error(f"at most {limit} subscriptions per connection", command=command)
         conn.daemon_ids = conn.daemon_ids | {daemon_id}
         return {"type": "subscription_confirmed", "daemon_id": daemon_id}
     conn.daemon_ids = conn.daemon_ids - {daemon_id}
@@ -223,24 +255,28 @@ def _error(message: str, **fields: object) -> dict:
 
 
 def serve(ws, conn: Connection) -> None:
-    """Send queued events as soon as they arrive; answer commands in between."""
-    while not conn.dropped:
-        try:
-            item = conn.queue.get(timeout=COMMAND_POLL_SECONDS)
-        except queue.Empty:
-            item = None
-        while item is not None:
-            if item is _CLOSE:
+    """Send queued events as soon as they arrive, until the connection ends."""
+    reader = threading.Thread(target=answer_commands, args=(ws, conn), daemon=True)
+    reader.start()
+    while (item := conn.queue.get()) is not _CLOSE:
+        ws.send(item)
+
+
+def answer_commands(ws, conn: Connection) -> None:
+    """Read the client's messages and queue each answer behind the events already queued
+    (one writer per socket). Ends the connection when the client goes away."""
+    try:
+        while True:
+            reply = json.dumps(answer(conn, ws.receive()))
+            if not conn.offer(reply):
+                conn.drop()
                 return
-            ws.send(item)
-            try:
-                item = conn.queue.get_nowait()
-            except queue.Empty:
-                item = None
-        raw = ws.receive(timeout=0)
-        while raw is not None:
-            ws.send(json.dumps(answer(conn, raw)))
-            raw = ws.receive(timeout=0)
+    except (ConnectionClosed, OSError):
+        pass
+    conn.dropped = True
+    while not conn.offer(_CLOSE):  # a full queue: make room, the client is gone anyway
+        with contextlib.suppress(queue.Empty):
+            conn.queue.get_nowait()
 
 
 @sock.route("/api/daemons/ws")
@@ -258,6 +294,22 @@ def daemons_ws(ws) -> None:
         relay.disconnect(conn)
 
 
+def reserve_socket():
+    """Before the upgrade: refuse a socket the process has no room for, with a 503."""
+    if request.endpoint != WS_ENDPOINT:
+        return None
+    if not get_relay().reserve():
+        limit = get_relay().max_connections
+        return error_response(503, "unavailable", f"this web process holds {limit} live viewers")
+    g.relay_slot = True
+    return None
+
+
+def release_socket(_exc: BaseException | None) -> None:
+    if g.pop("relay_slot", False):
+        get_relay().release()
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         relay = Relay(
@@ -265,7 +317,14 @@ def init_app(app: Flask) -> None:
             pattern=events.event_pattern(),
             broadcast_channel=events.event_channel(events.EventType.DAEMON_STATUS),
             daemon_channel_prefix=events.key("events", "daemon", ""),
+            max_connections=app.config["MAX_WEBSOCKETS"],
+            max_subscriptions=app.config["WS_MAX_SUBSCRIPTIONS"],
         )
     app.extensions["relay"] = relay
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": PING_INTERVAL})
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS",
+        {"ping_interval": PING_INTERVAL, "max_message_size": app.config["WS_MAX_MESSAGE_BYTES"]},
+    )
+    app.before_request(reserve_socket)
+    app.teardown_request(release_socket)
     sock.init_app(app)

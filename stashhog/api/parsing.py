@@ -72,6 +72,11 @@ def parse_body(schema: Any, *, required: bool) -> Any:
 
 def read_json_object(required: bool) -> dict | None:
     raw = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body is cut at the limit without an error; more to come means too large.
+        if request.stream.read(1):
+            raise RequestEntityTooLarge()
     if not raw:
         if required:
             raise ApiError(400, "malformed_request", "a JSON object body is required")
