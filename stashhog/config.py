@@ -20,6 +20,8 @@ ENV_KEYS = {
     "STASHHOG_RECONCILE_INTERVAL": "RECONCILE_INTERVAL",
     "STASHHOG_MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "STASHHOG_DAEMON_MODULES": "DAEMON_MODULES",
+    "STASHHOG_LOG_BUFFER_LINES": "LOG_BUFFER_LINES",
+    "STASHHOG_LOG_BUFFER_BYTES": "LOG_BUFFER_BYTES",
     "STASHHOG_MAX_WEBSOCKETS": "MAX_WEBSOCKETS",
     "STASHHOG_WS_MAX_MESSAGE_BYTES": "WS_MAX_MESSAGE_BYTES",
     "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
@@ -41,6 +43,12 @@ class Config:
     RECONCILE_INTERVAL = 1.0
     # Request bodies larger than this are refused with 413.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Log lines one daemon instance holds in memory, waiting or being written, and their
+    # approximate memory (text + ~200 bytes a line); past either, lines are dropped and
+    # counted. 50,000 lines is about 2 s of what PostgreSQL absorbed on two busy cores, so
+    # the live view stays that close, and a 10,000-line burst still fits whole.
+    LOG_BUFFER_LINES = 50_000
+    LOG_BUFFER_BYTES = 32 * 1024 * 1024
     # Extra modules (comma-separated) that register daemon types, e.g. a plugin package.
     DAEMON_MODULES = ""
     # Live viewers (WebSockets) one web process holds; more are refused with 503. Kept below

@@ -27,6 +27,7 @@ def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
         "last_heartbeat": iso(daemon.last_heartbeat),
         "status_line": daemon.status_line,
         "last_error": daemon.last_error,
+        "log_lines_dropped": daemon.log_lines_dropped or 0,
         "generation": daemon.generation,
         "task_id": daemon.task_id,
         "worker": daemon.worker,

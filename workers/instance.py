@@ -1,5 +1,10 @@
 """One running daemon instance: the host a ``BaseDaemon`` talks to, and the asyncio program
-that runs it beside lease renewal, heartbeat, stop watcher, log flusher and job monitor."""
+that runs it beside lease renewal, heartbeat, stop watcher, log flusher and job monitor.
+
+A stop has one deadline, ``STOP_TIMEOUT`` from the moment it is requested: cancelling
+``run()``, ``on_stop()`` and the final log flush all share it, and the lines still unwritten
+then are counted in the last line and the final status line.
+"""
 
 from __future__ import annotations
 
@@ -29,21 +34,28 @@ from workers.log_pipeline import LogPipeline
 
 logger = logging.getLogger(__name__)
 JOB_POLL_INTERVAL = 0.5
+# The dropped-lines count changes with every line under overload: write it at most this often.
+DROPPED_WRITE_INTERVAL = 1.0
 
 
 class DaemonInstance:
     def __init__(self, app: Flask, daemon_id: uuid.UUID, generation: int, ttl: float) -> None:
         self.app, self.daemon_id, self.generation, self.ttl = app, daemon_id, generation, ttl
         self.stop_timeout = app.config["STOP_TIMEOUT"]
-        self.logs = LogPipeline(daemon_id, generation, self.call_db)
+        self.logs = LogPipeline(
+            daemon_id, generation, self.call_db,
+            max_lines=app.config["LOG_BUFFER_LINES"], max_bytes=app.config["LOG_BUFFER_BYTES"],
+        )  # fmt: skip
         self.jobs = JobTracker(self)
         self.stop_event = asyncio.Event()
         self.stop_reason: str | None = None
         self.shutdown = self.fenced = False
         self.error: str | None = None
         self.unwritten = 0  # log lines still pending when the stop timeout ran out
+        self.stop_deadline: float | None = None  # loop time by which the stop must be done
         self._status_line: str | None = None
         self._status_dirty = False
+        self._dropped_written = 0
         self._background: set[asyncio.Task] = set()
 
     # -- the DaemonHost protocol -----------------------------------------------------------
@@ -53,6 +65,14 @@ class DaemonInstance:
     def set_status_line(self, text: str | None) -> None:
         if text != self._status_line:
             self._status_line, self._status_dirty = text, True
+
+    async def flush_logs(self) -> None:
+        await self.logs.wait_flushed()
+
+    @property
+    def lines_lost(self) -> int:
+        """Log lines of this run that were never stored (dropped, or unwritten at stop)."""
+        return self.logs.dropped + self.unwritten
 
     async def call_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run blocking database work in a thread, in an app context of its own."""
@@ -66,9 +86,18 @@ class DaemonInstance:
     def request_stop(self, reason: str, *, shutdown: bool = False, fenced: bool = False) -> None:
         if not self.stop_event.is_set():
             self.stop_reason = reason
+            self._set_deadline()
         self.shutdown |= shutdown
         self.fenced |= fenced
         self.stop_event.set()
+
+    def _set_deadline(self) -> float:
+        if self.stop_deadline is None:
+            self.stop_deadline = asyncio.get_running_loop().time() + self.stop_timeout
+        return self.stop_deadline
+
+    def _remaining(self) -> float:
+        return max(0.0, self._set_deadline() - asyncio.get_running_loop().time())
 
     # -- the program -----------------------------------------------------------------------
     async def main(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
@@ -77,10 +106,11 @@ class DaemonInstance:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM received")
         try:
             if self.stop_reason:  # a SIGTERM arrived before the handler was installed
+                self._set_deadline()
                 self.stop_event.set()
             outcome = await self._supervised(daemon, heartbeat_interval)
             if not self.fenced:
-                await self._drain_logs()
+                await self._finish_logs(outcome)
             return "fenced" if self.fenced else outcome
         finally:
             # Closing the loop would leave SIGTERM at SIG_DFL, and a late revoke would then
@@ -111,9 +141,15 @@ class DaemonInstance:
             self.logs.close()  # closed, not cancelled: see LogPipeline.run
             await asyncio.gather(flusher, *helpers, return_exceptions=True)
 
-    async def _drain_logs(self) -> None:
+    async def _finish_logs(self, outcome: str) -> None:
+        def last_line(unwritten: int) -> str:
+            line = f"stopped ({self.stop_reason or outcome})"
+            if unwritten:
+                line += f"; {unwritten} log lines not written within the stop timeout"
+            return line
+
         try:
-            self.unwritten = await self.logs.drain(self.stop_timeout)
+            self.unwritten = await self.logs.finish(self._set_deadline(), last_line)
         except Fenced:
             self.fenced = True
 
@@ -124,11 +160,10 @@ class DaemonInstance:
         stopper.cancel()
         if not runner.done():
             runner.cancel()
-            await asyncio.wait({runner}, timeout=self.stop_timeout)
+            await asyncio.wait({runner}, timeout=self._remaining())
         outcome = self._outcome(daemon, runner)
         if not self.fenced:
             await self._call_on_stop(daemon)
-        daemon.info(f"stopped ({self.stop_reason or outcome})")
         return outcome
 
     async def _run_daemon(self, daemon: BaseDaemon) -> None:
@@ -152,7 +187,8 @@ class DaemonInstance:
 
     async def _call_on_stop(self, daemon: BaseDaemon) -> None:
         try:
-            async with asyncio.timeout(self.stop_timeout):  # not wait_for: see BaseDaemon.sleep
+            # The stop's deadline (or, after run() returned, a full STOP_TIMEOUT from now).
+            async with asyncio.timeout_at(self._set_deadline()):  # not wait_for: see .sleep
                 await daemon.on_stop()
         except Exception as exc:
             daemon.log_exception(f"on_stop() failed: {exc!r}")
@@ -179,17 +215,35 @@ class DaemonInstance:
     async def _heartbeat(self, interval: float) -> None:
         # Stops once a stop is requested, so a stop that overruns shows as a STOPPING row
         # that no longer changes (the supervisor escalates those to SIGKILL).
-        elapsed = 0.0
+        elapsed = since_dropped = 0.0
         while not self.stop_event.is_set():
             await asyncio.sleep(0.1)
             elapsed += 0.1
+            since_dropped += 0.1
+            dropped_moved = self.logs.dropped != self._dropped_written
+            if dropped_moved and since_dropped >= DROPPED_WRITE_INTERVAL:
+                self._status_dirty, since_dropped = True, 0.0
             if elapsed < interval and not self._status_dirty:
                 continue
-            values: dict[str, Any] = {"status_line": self._status_line}
+            values = self.status_values()
             if elapsed >= interval:
                 values["last_heartbeat"], elapsed = datetime.now(UTC), 0.0
             self._status_dirty = False
             await self._write_heartbeat(values)
+
+    def status_values(self, text: str | None = None) -> dict[str, Any]:
+        """The status line to write (``text``, else the daemon's own, then the lines lost,
+        if any) and the count of lines lost this run."""
+        self._dropped_written = dropped = self.logs.dropped
+        parts = [text or self._status_line]
+        if self.unwritten:
+            parts.append(f"{self.unwritten} log lines not written within the stop timeout")
+        if dropped:
+            parts.append(f"{dropped} log lines dropped")
+        return {
+            "status_line": " · ".join(part for part in parts if part) or None,
+            "log_lines_dropped": self.lines_lost,
+        }
 
     async def _write_heartbeat(self, values: dict) -> None:
         try:

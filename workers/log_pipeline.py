@@ -4,13 +4,20 @@ to the database (one statement each) at least every 100 ms and publishes them.
 Lines keep their order: one flush at a time, and a batch that failed for a passing database
 error goes back to the front of the queue. A fenced instance drops its lines: it must not
 write after its successor took over.
+
+The buffer is bounded (lines and approximate bytes, waiting or being written): past the cap a
+line is dropped and counted, and a WARNING line says how many once there is room again, so a
+daemon logging faster than the database absorbs costs bounded memory and the live view stays
+at most a few seconds behind. ``wait_flushed()`` is the backpressure alternative. Batches are
+sized to take about ``BATCH_SECONDS`` at the write rate measured so far, so a stop never waits
+behind one huge batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,35 +31,104 @@ FLUSH_INTERVAL = 0.1
 # Wake the flusher early when this many lines wait, so a burst goes out in large batches.
 EAGER_FLUSH_LINES = 5000
 MAX_BATCH = 50_000
+# A batch should take about this long at the measured write rate: big enough to be cheap
+# per line, small enough that a stop (or close) waits at most this long for one in flight.
+BATCH_SECONDS = 0.25
+# Write rate assumed before the first measurement: about what PostgreSQL absorbed on two
+# busy cores (lines/s); the estimate follows the real rate from the first large batch on.
+INITIAL_RATE = 20_000.0
+# Memory of a buffered line besides its text (tuple, timestamp, str headers), measured.
+LINE_OVERHEAD = 200
+DROP_WARNING = "{} lines dropped: log rate above what the database absorbs"
+
+
+def line_bytes(message: str) -> int:
+    """Approximate memory of one buffered line."""
+    size = len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
+    return size + LINE_OVERHEAD
 
 
 class LogPipeline:
-    def __init__(self, daemon_id, generation: int, call_db: Callable[..., Awaitable]) -> None:
+    def __init__(
+        self,
+        daemon_id,
+        generation: int,
+        call_db: Callable[..., Awaitable],
+        *,
+        max_lines: int = 50_000,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self.daemon_id = daemon_id
         self.generation = generation
         self.call_db = call_db
+        self.max_lines, self.max_bytes = max_lines, max_bytes
         self.pending: deque[LogLine] = deque()
         self.written = 0
-        self._seq = itertools.count(1)
-        self._wake: asyncio.Event | None = None
+        self.dropped = 0  # refused past the cap, this run
+        self._unreported = 0  # dropped since the last warning line
+        self._held_lines = self._held_bytes = 0  # pending or in flight
+        self._seq = 0  # last seq given out
+        self._done_seq = 0  # every line up to this seq is written (or discarded)
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._rate = INITIAL_RATE
+        self._wake = asyncio.Event()
         self._closing = False
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    # -- the daemon's side -----------------------------------------------------------------
     def emit(self, level: str, message: str) -> None:
         if "\x00" in message:  # PostgreSQL text cannot hold NUL; the batch would never land
             message = message.replace("\x00", "\ufffd")
-        self.pending.append(LogLine(next(self._seq), level, message, datetime.now(UTC)))
-        if len(self.pending) >= EAGER_FLUSH_LINES and not self._waking and self._wake is not None:
+        size = line_bytes(message)
+        if self._unreported:
+            if not self._has_room(2, size + LINE_OVERHEAD + 64):
+                self._drop()
+                return
+            self._report_drops()
+        elif not self._has_room(1, size):
+            self._drop()
+            return
+        self._append(level, message, size)
+        if len(self.pending) >= EAGER_FLUSH_LINES and not self._waking and self._loop is not None:
             self._waking = True  # once per flush: a call per line cost a third of emit()
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    async def wait_flushed(self) -> None:
+        """Wait until every line emitted so far is written (or the pipeline gave up on it)."""
+        if self._done_seq >= self._seq:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._seq, future))
+        self._wake.set()
+        await future
+
+    def _has_room(self, lines: int, size: int) -> bool:
+        return (
+            self._held_lines + lines <= self.max_lines and self._held_bytes + size <= self.max_bytes
+        )
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._unreported += 1
+
+    def _report_drops(self) -> None:
+        message = DROP_WARNING.format(self._unreported)
+        self._unreported = 0
+        self._append("WARNING", message, line_bytes(message))
+
+    def _append(self, level: str, message: str, size: int) -> None:
+        self._seq += 1
+        self.pending.append(LogLine(self._seq, level, message, datetime.now(UTC)))
+        self._held_lines += 1
+        self._held_bytes += size
+
+    # -- the flusher -----------------------------------------------------------------------
     async def run(self, on_fenced: Callable[[], None]) -> None:
         """Flush until ``close()``; the caller drains once more afterwards. Not to be
         cancelled: a write cancelled in flight still commits in its thread, and a later
         batch could overtake it."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         while not self._closing:
             try:
                 async with asyncio.timeout(FLUSH_INTERVAL):  # not wait_for: see BaseDaemon.sleep
@@ -68,32 +144,89 @@ class LogPipeline:
                 return
 
     def close(self) -> None:
-        """Finish the flush in progress, then return from ``run()``."""
+        """Finish the batch in flight, then return from ``run()``."""
         self._closing = True
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
 
     async def flush(self, deadline: float | None = None) -> None:
-        """Write everything pending, batch by batch (until ``deadline``, loop time)."""
+        """Write everything pending, batch by batch, until ``deadline`` (loop time) or,
+        without a deadline, until ``close()``."""
         loop = asyncio.get_running_loop()
-        while self.pending and (deadline is None or loop.time() < deadline):
-            batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
-            try:
-                await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
-            except Fenced:
-                self.pending.clear()
-                raise
-            except Exception:
-                self.pending.extendleft(reversed(batch))
-                logger.exception("log flush failed; retrying")
-                await asyncio.sleep(0.5)
+        while self.pending:
+            if (loop.time() >= deadline) if deadline is not None else self._closing:
                 return
-            self.written += len(batch)
+            if not await self._write_batch(self._batch_size(loop.time(), deadline)):
+                return
 
-    async def drain(self, timeout: float) -> int:
-        """Final flush on stop: keep trying passing errors until ``timeout``. Returns how
-        many lines could not be written in time (the stop timeout wins over a backlog)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+    def _batch_size(self, now: float, deadline: float | None) -> int:
+        seconds = BATCH_SECONDS if deadline is None else min(BATCH_SECONDS, deadline - now)
+        return max(1, min(len(self.pending), MAX_BATCH, int(self._rate * seconds)))
+
+    async def _write_batch(self, size: int) -> bool:
+        """Write the next ``size`` lines; False after a passing error (they are kept)."""
+        batch = [self.pending.popleft() for _ in range(size)]
+        began = time.monotonic()
+        try:
+            await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
+        except Fenced:
+            self._discard(batch)
+            self._discard(self.pending)
+            raise
+        except Exception:
+            self.pending.extendleft(reversed(batch))
+            logger.exception("log flush failed; retrying")
+            await asyncio.sleep(0.5)
+            return False
+        self._measure(len(batch), time.monotonic() - began)
+        self.written += len(batch)
+        self._release(batch)
+        if self._unreported and self._has_room(1, LINE_OVERHEAD + 64):
+            self._report_drops()  # room is back, and the daemon may have gone quiet
+        return True
+
+    def _measure(self, lines: int, seconds: float) -> None:
+        # Small batches are mostly per-statement overhead and would understate the rate.
+        if lines >= 1000 and seconds > 0:
+            self._rate = 0.5 * self._rate + 0.5 * (lines / seconds)
+
+    def _release(self, lines) -> None:
+        self._held_lines -= len(lines)
+        self._held_bytes -= sum(line_bytes(line.message) for line in lines)
+        if lines:
+            self._done_seq = max(self._done_seq, lines[-1].seq)
+        while self._waiters and self._waiters[0][0] <= self._done_seq:
+            _seq, future = self._waiters.pop(0)
+            if not future.done():
+                future.set_result(None)
+
+    def _discard(self, lines) -> int:
+        """Give up on ``lines`` (emptying the deque or list); returns how many."""
+        count = len(lines)
+        self._release(list(lines))
+        lines.clear()
+        return count
+
+    # -- stopping --------------------------------------------------------------------------
+    async def finish(self, deadline: float, last_line: Callable[[int], str]) -> int:
+        """The final flush on stop: write what fits before ``deadline`` (loop time), give up
+        on the rest, then write ``last_line(unwritten)`` (and the drop warning, if owed) as
+        the last lines. Returns how many lines were not written in time."""
         while self.pending and asyncio.get_running_loop().time() < deadline:
             await self.flush(deadline)
-        return len(self.pending)
+        unwritten = self._discard(self.pending)
+        if self._unreported:
+            self._report_drops()
+        message = last_line(unwritten)
+        self._append("INFO", message, line_bytes(message))
+        final = list(self.pending)
+        self.pending.clear()
+        try:
+            await self.call_db(write_log_batch, self.daemon_id, self.generation, final)
+            self.written += len(final)
+        except Fenced:
+            raise
+        except Exception:  # the database is gone for now: the status write says the rest
+            logger.exception("could not write the last log lines")
+        finally:
+            self._release(final)
+        return unwritten

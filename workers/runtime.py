@@ -76,6 +76,7 @@ class DaemonRuntime:
             only_if={"desired_state": DesiredState.RUNNING},
             status=DaemonStatus.RUNNING, started_at=now, last_heartbeat=now, stopped_at=None,
             worker=self.hostname, worker_pid=os.getpid(), task_id=self.task_id,
+            log_lines_dropped=0,
         )  # fmt: skip
         if claimed is None:
             self._finish_unstarted()
@@ -90,21 +91,22 @@ class DaemonRuntime:
     def _finish(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> str:
         if outcome == "fenced":
             return outcome  # a successor owns the row now: write nothing
+        # The status line keeps the daemon's last text (or says how it ended) and counts
+        # the log lines this run lost.
         if outcome == "crashed":
-            self._write_final(DaemonStatus.ERROR, last_error=instance.error)
+            self._write_final(
+                DaemonStatus.ERROR, last_error=instance.error, **instance.status_values()
+            )
         elif outcome == "returned" and restart_policy != RestartPolicy.ALWAYS:
             self._write_final(
                 DaemonStatus.STOPPED,
                 desired_state=DesiredState.STOPPED,
-                status_line="run() returned",
+                **instance.status_values("run() returned"),
             )
         elif instance.shutdown:
-            self._write_final(DaemonStatus.STOPPED, status_line="worker shut down")
-        elif instance.unwritten:
-            note = f"{instance.unwritten} log lines not written within the stop timeout"
-            self._write_final(DaemonStatus.STOPPED, status_line=note)
+            self._write_final(DaemonStatus.STOPPED, **instance.status_values("worker shut down"))
         else:
-            self._write_final(DaemonStatus.STOPPED)
+            self._write_final(DaemonStatus.STOPPED, **instance.status_values())
         return outcome
 
     def _finish_unstarted(self) -> None:

@@ -179,6 +179,10 @@ class DaemonOut(Out):
     last_heartbeat: AwareDatetime | None
     status_line: str | None = Field(description="What the daemon says it is doing now.")
     last_error: str | None
+    log_lines_dropped: int = Field(
+        description="Log lines the current (or last) run lost: dropped while it logged faster "
+        "than the database absorbs, or still unwritten when its stop timed out."
+    )
     generation: int
     task_id: str | None = Field(description="The current instance's Celery task id (Flower).")
     worker: str | None

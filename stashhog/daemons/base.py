@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from stashhog.daemons.job_tracker import JobTracker
 
 
+class JobLimitReached(RuntimeError):
+    """``launch_job`` refused: the daemon already has ``max_active_jobs`` pending or running."""
+
+
 class DaemonHost(Protocol):
     """What the runtime gives a daemon instance."""
 
@@ -29,6 +33,7 @@ class DaemonHost(Protocol):
     jobs: JobTracker
 
     def emit_log(self, level: str, message: str) -> None: ...
+    async def flush_logs(self) -> None: ...
     def set_status_line(self, text: str | None) -> None: ...
     async def call_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
@@ -56,8 +61,15 @@ class BaseDaemon:
 
     # -- helpers ---------------------------------------------------------------------------
     def log(self, level: LogLevel | str, message: str) -> None:
-        """Queue a log line; never blocks (a flusher writes batches every 100 ms)."""
+        """Queue a log line; never blocks (a flusher writes batches every 100 ms). Past the
+        instance's buffer cap the line is dropped and counted; see ``flush_logs``."""
         self.host.emit_log(str(LogLevel(level)), str(message))
+
+    async def flush_logs(self) -> None:
+        """Wait until every line logged so far is written: backpressure, for a daemon that
+        would rather slow down than have lines dropped when it logs faster than the
+        database absorbs."""
+        await self.host.flush_logs()
 
     def debug(self, message: str) -> None:
         self.log(LogLevel.DEBUG, message)
@@ -111,8 +123,11 @@ class BaseDaemon:
     async def launch_job(
         self, job_type: str, metadata: dict | None = None, reason: str | None = None
     ) -> uuid.UUID:
-        """Create a job on the ``jobs`` queue, record LAUNCHED, and monitor it."""
-        return await self.host.jobs.launch(job_type, metadata or {}, reason)
+        """Create a job on the ``jobs`` queue, record LAUNCHED, and monitor it. Raises
+        ``JobLimitReached`` if ``config.max_active_jobs`` are already pending or running."""
+        return await self.host.jobs.launch(
+            job_type, metadata or {}, reason, limit=self.config.max_active_jobs
+        )
 
     async def wait_for_job(self, job_id: uuid.UUID, timeout: float | None = None) -> dict:
         """Wait until the job ends; returns the job as a dict. Its outcome is recorded in

@@ -41,6 +41,8 @@ class Daemon(db.Model):
     status_line: Mapped[str | None] = mapped_column(Text)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Log lines the current run lost: dropped past the buffer cap, or unwritten at its stop.
+    log_lines_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
 
     # Supervision: restart policy and the crash budget.
     restart_policy: Mapped[str] = mapped_column(String(20), default=RestartPolicy.ON_FAILURE)
