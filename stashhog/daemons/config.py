@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 
 class ConfigurationError(ValueError):
@@ -21,9 +22,23 @@ class DaemonConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
+    # The heartbeat coroutine wakes every 0.1 s, so a shorter interval would mean nothing.
     heartbeat_interval: float = Field(
-        10, gt=0, le=3600, description="Seconds between heartbeat rows in the database."
+        10, ge=0.1, le=3600, description="Seconds between heartbeat rows in the database."
     )
+    max_active_jobs: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Jobs this daemon may have pending or running at once; launching one "
+        "more raises JobLimitReached.",
+    )
+
+
+def nested_error(key: str, message: str) -> PydanticCustomError:
+    """Raised by a validator of a nested value (e.g. a dict checked against another schema),
+    so the error names the key inside it: ``job_metadata.bogus``."""
+    return PydanticCustomError("nested_key", "{message}", {"key": key, "message": message})
 
 
 def describe(schema: type[DaemonConfig]) -> dict[str, dict[str, Any]]:
@@ -47,6 +62,9 @@ def validate_configuration(schema: type[DaemonConfig], stored: dict | None) -> D
         return schema.model_validate(stored or {})
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
+        loc = list(error["loc"])
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise ConfigurationError(key, message) from None
+        if error["type"] == "nested_key":
+            loc.append(error["ctx"]["key"])
+            message = error["ctx"]["message"]
+        raise ConfigurationError(".".join(str(part) for part in loc), message) from None

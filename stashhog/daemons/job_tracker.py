@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, select
 
+from stashhog.daemons.base import JobLimitReached
 from stashhog.extensions import db
 from stashhog.models import DaemonJobAction, DaemonJobHistory, Job, JobStatus
 from stashhog.serializers import job_to_dict
@@ -35,11 +36,23 @@ class JobTracker:
         self.active: set[uuid.UUID] = set()
         self._waiters: dict[uuid.UUID, list[asyncio.Future]] = {}
         self._cancel_reasons: dict[uuid.UUID, str | None] = {}
+        self._launching = 0  # launches waiting for their job row: they count as active
 
-    async def launch(self, job_type: str, metadata: dict, reason: str | None) -> uuid.UUID:
-        job = await self.host.call_db(
-            _create_job, self.host.daemon_id, self.host.generation, job_type, metadata
-        )
+    async def launch(
+        self, job_type: str, metadata: dict, reason: str | None, limit: int | None = None
+    ) -> uuid.UUID:
+        if limit is not None and len(self.active) + self._launching >= limit:
+            raise JobLimitReached(
+                f"{len(self.active) + self._launching} jobs pending or running, the daemon's "
+                f"max_active_jobs is {limit}"
+            )
+        self._launching += 1
+        try:
+            job = await self.host.call_db(
+                _create_job, self.host.daemon_id, self.host.generation, job_type, metadata
+            )
+        finally:
+            self._launching -= 1
         job_id = uuid.UUID(job["id"])
         self.active.add(job_id)
         await self._record(job_id, DaemonJobAction.LAUNCHED, reason or f"launched {job_type} job")

@@ -6,11 +6,12 @@ import asyncio
 import uuid
 
 import psutil
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from stashhog.daemons.base import BaseDaemon
-from stashhog.daemons.config import DaemonConfig
+from stashhog.daemons.base import BaseDaemon, JobLimitReached
+from stashhog.daemons.config import DaemonConfig, nested_error
 from stashhog.daemons.registry import register
+from stashhog.jobs import JobValidationError, validate_job_metadata
 from stashhog.models import DaemonType, JobType
 
 
@@ -19,17 +20,39 @@ class SimulatedError(RuntimeError):
 
 
 class TestDaemonConfig(DaemonConfig):
-    log_interval: float = Field(5, gt=0, le=3600, description="Seconds between iterations.")
-    job_interval: float = Field(30, gt=0, le=86400, description="Seconds between TEST jobs.")
+    # Minimums: 0.01 s is 100 iterations a second (with lines_per_iteration, up to a million
+    # lines/s: enough to overload the log pipeline on purpose); 0.5 s between jobs is the
+    # fastest any test or benchmark uses, and max_active_jobs bounds the queue anyway.
+    log_interval: float = Field(
+        5, ge=0.01, le=3600, description="Seconds between iterations (at least 0.01)."
+    )
+    job_interval: float = Field(
+        30, ge=0.5, le=86400, description="Seconds between TEST jobs (at least 0.5)."
+    )
     heartbeat_interval: float = Field(
-        10, gt=0, le=3600, description="Seconds between heartbeat rows in the database."
+        10, ge=0.1, le=3600, description="Seconds between heartbeat rows in the database."
+    )
+    lines_per_iteration: int = Field(
+        1, ge=1, le=10_000, description="DEBUG lines logged each iteration (to load the logs)."
     )
     simulate_errors: bool = Field(
         False, description="Raise an error every 20th iteration (logged and survived)."
     )
     job_metadata: dict = Field(
-        default_factory=dict, description="Metadata for the TEST jobs it launches."
+        default_factory=dict,
+        description="Metadata for the TEST jobs it launches (checked against the TEST job's "
+        "schema: steps, step_seconds, fail_at_step, ignore_cancel).",
     )
+
+    @field_validator("job_metadata")
+    @classmethod
+    def _valid_for_test_jobs(cls, value: dict) -> dict:
+        # Checked when saved, not at every iteration; stored as given (defaults not filled).
+        try:
+            validate_job_metadata(JobType.TEST, value)
+        except JobValidationError as exc:
+            raise nested_error(exc.key, exc.message) from None
+        return value
 
 
 @register(DaemonType.TEST_DAEMON)
@@ -57,6 +80,8 @@ class TestDaemon(BaseDaemon):
     async def iterate(self, iteration: int) -> None:
         self.update_status(f"iteration {iteration}, monitoring {len(self.monitored_jobs)} jobs")
         self.debug(f"Iteration {iteration}")
+        for line in range(2, self.config.lines_per_iteration + 1):
+            self.debug(f"Iteration {iteration} line {line}")
         if iteration % 5 == 0:
             rss_mb = psutil.Process().memory_info().rss / 1024 / 1024
             self.info(f"Memory {rss_mb:.1f} MB RSS; monitoring {len(self.monitored_jobs)} jobs")
@@ -64,13 +89,20 @@ class TestDaemon(BaseDaemon):
             self.warning(f"Iteration {iteration}: periodic warning")
         if self._loop_time() - self._last_launch >= self.config.job_interval:
             self._last_launch = self._loop_time()
+            await self._launch()
+        if self.config.simulate_errors and iteration % 20 == 0:
+            raise SimulatedError(f"simulated error at iteration {iteration}")
+
+    async def _launch(self) -> None:
+        try:
             job_id = await self.launch_job(
                 JobType.TEST, self.config.job_metadata, "periodic test job"
             )
-            self.info(f"Launched TEST job {job_id}")
-            self._monitor(job_id)
-        if self.config.simulate_errors and iteration % 20 == 0:
-            raise SimulatedError(f"simulated error at iteration {iteration}")
+        except JobLimitReached as exc:
+            self.warning(f"Skipped a TEST job: {exc}")
+            return
+        self.info(f"Launched TEST job {job_id}")
+        self._monitor(job_id)
 
     def _monitor(self, job_id: uuid.UUID) -> None:
         task = asyncio.create_task(self._watch(job_id))

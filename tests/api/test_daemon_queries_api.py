@@ -61,8 +61,10 @@ def test_default_config_lists_every_key_with_default_and_description(client, dae
     config = body.configuration
     assert set(config) == {
         "heartbeat_interval",
+        "max_active_jobs",
         "log_interval",
         "job_interval",
+        "lines_per_iteration",
         "simulate_errors",
         "job_metadata",
     }

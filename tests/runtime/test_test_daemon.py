@@ -121,7 +121,7 @@ def test_a_restarted_daemon_readopts_its_unfinished_jobs(make_daemon):
 
     config = {
         "log_interval": 0.1,
-        "job_interval": 0.3,
+        "job_interval": 0.5,
         "heartbeat_interval": 0.5,
         "job_metadata": {"steps": 4, "step_seconds": 0.5},
     }
