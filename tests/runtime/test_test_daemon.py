@@ -141,3 +141,34 @@ def test_a_restarted_daemon_readopts_its_unfinished_jobs(make_daemon):
     actions = eventually(outcome, timeout=10)
     assert actions == ["LAUNCHED", "MONITORED", "FINISHED"]
     stop_daemon(daemon.id, wait=3)
+
+
+def test_the_job_cap_holds_and_the_test_daemon_logs_and_skips_past_it(make_daemon):
+    from stashhog.services.job_service import cancel_job
+
+    config = {
+        "log_interval": 0.05,
+        "job_interval": 0.5,
+        "heartbeat_interval": 0.5,
+        "max_active_jobs": 2,
+        "job_metadata": {"steps": 1, "step_seconds": 60},  # still running when the cap bites
+    }
+    daemon = make_daemon(configuration=config)
+    start_daemon(daemon.id, wait=2)
+
+    def skipped():
+        return [r.message for r in log_rows(daemon.id) if "Skipped a TEST job" in r.message]
+
+    try:
+        eventually(lambda: len(skipped()) >= 3, timeout=10)
+        db.session.expire_all()
+        jobs = db.session.scalars(select(Job).where(Job.daemon_id == daemon.id)).all()
+        assert len(jobs) == 2
+        assert "max_active_jobs is 2" in skipped()[0]
+        assert db.session.get(Daemon, daemon.id).status == "RUNNING"  # skipping is no error
+        launched = [action for _job, action in history(daemon.id) if action == "LAUNCHED"]
+        assert len(launched) == 2
+    finally:
+        stop_daemon(daemon.id, wait=3)
+        for job in db.session.scalars(select(Job).where(Job.daemon_id == daemon.id)):
+            cancel_job(job.id)  # free the jobs worker for the tests after this one
