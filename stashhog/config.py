@@ -25,6 +25,8 @@ ENV_KEYS = {
     "STASHHOG_MAX_WEBSOCKETS": "MAX_WEBSOCKETS",
     "STASHHOG_WS_MAX_MESSAGE_BYTES": "WS_MAX_MESSAGE_BYTES",
     "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
+    "STASHHOG_THUMBNAIL_DIR": "THUMBNAIL_DIR",
+    "STASHHOG_THUMBNAIL_SIZE": "THUMBNAIL_SIZE",
 }
 
 
@@ -58,6 +60,11 @@ class Config:
     WS_MAX_MESSAGE_BYTES = 64 * 1024
     # Daemons one socket may follow at once.
     WS_MAX_SUBSCRIPTIONS = 100
+    # The media library's cover thumbnails (JPEG, one per file id): a cache of our own,
+    # never beside the user's media. Jobs write it, the web process serves from it.
+    THUMBNAIL_DIR = str(ROOT / "instance" / "thumbnails")
+    # Longest side of a cover thumbnail, in pixels.
+    THUMBNAIL_SIZE = 320
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
 

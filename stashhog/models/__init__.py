@@ -1,5 +1,8 @@
 """The database schema: PostgreSQL in production, SQLite as the embedded default."""
 
+# The media library's table (media_files) lives with the rest of the media code; a module
+# import, so importing stashhog.media.models first (which imports this package) works too.
+import stashhog.media.models  # noqa: F401
 from stashhog.models.cluster import ClusterState
 from stashhog.models.daemon import Daemon, DaemonJobHistory, DaemonLog
 from stashhog.models.enums import (
