@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from stashhog.database import dispose_engine_after_fork
 from stashhog.extensions import db
-from stashhog.models import Daemon, DaemonStatus
+from stashhog.models import Daemon
+from stashhog.models.enums import RUNNING_STATES
 from stashhog.services.daemon_control import request_stop
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def stop_local_daemons(sender=None, **_kwargs) -> None:
     with celery.flask_app.app_context():
         query = select(Daemon.id, Daemon.generation).where(
             Daemon.worker == hostname,
-            Daemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
+            Daemon.status.in_(list(RUNNING_STATES)),
         )
         local = db.session.execute(query).all()
         for daemon_id, generation in local:

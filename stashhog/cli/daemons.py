@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import click
 
 from stashhog.cli import daemons_cli
@@ -16,6 +18,7 @@ from stashhog.cli.output import (
     wait_option,
 )
 from stashhog.models import DaemonJobAction, DaemonStatus
+from stashhog.models.enums import STOPPED_STATES
 from stashhog.services import daemon_service
 
 ref_argument = click.argument("ref", metavar="NAME_OR_ID")
@@ -59,7 +62,7 @@ def start_command(ref: str, wait: float, as_json: bool) -> None:
 def stop_command(ref: str, wait: float, as_json: bool) -> None:
     """Stop a daemon (nothing happens if it is already stopped)."""
     result = daemon_service.stop_daemon(ref, wait=wait)
-    report(result, as_json, wanted={DaemonStatus.STOPPED, DaemonStatus.ERROR} if wait else None)
+    report(result, as_json, wanted=STOPPED_STATES if wait else None)
 
 
 @daemons_cli.command("restart")
@@ -73,7 +76,7 @@ def restart_command(ref: str, wait: float, as_json: bool) -> None:
     report(result, as_json, wanted={DaemonStatus.RUNNING} if wait else None)
 
 
-def report(result: dict, as_json: bool, wanted: set[str] | None) -> None:
+def report(result: dict, as_json: bool, wanted: Collection[str] | None) -> None:
     """Print a start/stop result; fail when a waited-for status was not reached."""
     daemon = result["daemon"]
     if as_json:

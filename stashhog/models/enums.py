@@ -1,4 +1,9 @@
-"""Lifecycles and vocabularies as ``str`` enums; their values are what the database stores."""
+"""Lifecycles and vocabularies as ``str`` enums; their values are what the database stores.
+
+Groups of statuses are named here once (as Supervisor's ``states.py`` does), so a rule such
+as "an instance may still be alive" reads the same in the services, the supervisor and the
+worker hooks.
+"""
 
 from enum import StrEnum
 
@@ -14,6 +19,16 @@ class DaemonStatus(StrEnum):
     RUNNING = "RUNNING"
     STOPPING = "STOPPING"
     ERROR = "ERROR"
+
+
+# An instance runs or is about to: a stop must signal it.
+RUNNING_STATES = frozenset({DaemonStatus.STARTING, DaemonStatus.RUNNING})
+# An instance may still be alive, one that is stopping included.
+LIVE_STATES = RUNNING_STATES | {DaemonStatus.STOPPING}
+# No instance runs: where a stop, or a crash, ends.
+STOPPED_STATES = frozenset({DaemonStatus.STOPPED, DaemonStatus.ERROR})
+# Where a start settles: the instance runs, or it failed.
+START_SETTLED_STATES = frozenset({DaemonStatus.RUNNING, DaemonStatus.ERROR})
 
 
 class DesiredState(StrEnum):
@@ -60,7 +75,13 @@ class JobStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+        return self in JOB_ENDED_STATES
+
+
+# The job's handler runs (it may have been asked to cancel).
+JOB_RUNNING_STATES = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
+# Final: the job never changes again.
+JOB_ENDED_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class JobType(StrEnum):

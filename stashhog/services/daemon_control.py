@@ -23,13 +23,13 @@ from stashhog.daemons.config import validate_configuration
 from stashhog.events import control_channel, get_redis
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState
+from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
 from stashhog.serializers import daemon_to_dict
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.errors import Conflict, Invalid, NotFound, Unavailable
 from stashhog.services.lease import lease_holder
 
 daemons = Daemon.__table__
-ACTIVE = {DaemonStatus.STARTING, DaemonStatus.RUNNING}
 # A start that no worker has picked up within this long may be dispatched again.
 STARTING_GRACE = timedelta(seconds=10)
 
@@ -80,7 +80,7 @@ def start_daemon(
     _dispatch_or_revert(row, data)
     if wait:
         remaining = max(deadline - time.monotonic(), 0.0)
-        data = wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, remaining)
+        data = wait_for_status(row.id, START_SETTLED_STATES, remaining)
     return _result(data, True, "daemon started")
 
 
@@ -107,13 +107,13 @@ def _start_after_stop(row: Row, deadline: float) -> dict | None:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return data or daemon_to_dict(row)
-    wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, remaining)
+    wait_for_status(row.id, STOPPED_STATES, remaining)
     return None
 
 
 def _wait_if_starting(row: Row, wait: float) -> dict:
     if wait and row.status == DaemonStatus.STARTING:
-        return wait_for_status(row.id, {DaemonStatus.RUNNING, DaemonStatus.ERROR}, wait)
+        return wait_for_status(row.id, START_SETTLED_STATES, wait)
     return daemon_to_dict(row)
 
 
@@ -141,7 +141,7 @@ def _check_startable(row: Row) -> None:
 
 
 def _already_running(row: Row) -> bool:
-    if row.desired_state != DesiredState.RUNNING or row.status not in ACTIVE:
+    if row.desired_state != DesiredState.RUNNING or row.status not in RUNNING_STATES:
         return False
     if lease_holder(row.id) == row.generation:
         return True
@@ -153,10 +153,10 @@ def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     """Ask for the daemon to stop. Idempotent: a stopped daemon is left alone."""
     for _attempt in range(5):
         row = find_daemon_row(ref)
-        if row.desired_state == DesiredState.STOPPED and row.status not in ACTIVE:
+        if row.desired_state == DesiredState.STOPPED and row.status not in RUNNING_STATES:
             data = daemon_to_dict(row)
             if wait and row.status == DaemonStatus.STOPPING:
-                data = wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, wait)
+                data = wait_for_status(row.id, STOPPED_STATES, wait)
             return _result(data, False, "daemon is already stopped")
         data = _stop_once(row)
         if data is not None:
@@ -164,7 +164,7 @@ def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     else:
         raise Conflict("daemon is changing concurrently; try again")
     if wait:
-        data = wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, wait)
+        data = wait_for_status(row.id, STOPPED_STATES, wait)
     return _result(data, True, "daemon stopped" if data["status"] != "STOPPING" else "stopping")
 
 
@@ -174,7 +174,7 @@ def _stop_once(row: Row) -> dict | None:
     # Only this generation's own lease counts: an older instance that is still releasing
     # its lease is fenced already, and our task, if queued, exits when it finds STOPPED.
     alive = lease_holder(row.id) == row.generation
-    if row.status in ACTIVE and alive:
+    if row.status in RUNNING_STATES and alive:
         data = change_daemon(row.id, **guard, desired_state=DesiredState.STOPPED,
                              status=DaemonStatus.STOPPING)  # fmt: skip
     elif row.status == DaemonStatus.STOPPING and alive:
@@ -221,7 +221,7 @@ def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     return _result(result["daemon"], True, "daemon restarted")
 
 
-def wait_for_status(daemon_id: uuid.UUID, statuses: set, timeout: float) -> dict:
+def wait_for_status(daemon_id: uuid.UUID, statuses: frozenset, timeout: float) -> dict:
     """Poll the row until its status is one of ``statuses`` or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     query = select(daemons).where(daemons.c.id == daemon_id)

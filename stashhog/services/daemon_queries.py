@@ -30,6 +30,7 @@ from stashhog.models import (
     Job,
     LogLevel,
 )
+from stashhog.models.enums import LIVE_STATES
 from stashhog.serializers import daemon_to_dict, history_to_dict, iso, log_to_dict
 from stashhog.services.daemon_control import STARTING_GRACE, find_daemon_row
 from stashhog.services.errors import Invalid
@@ -102,7 +103,7 @@ def _running_health(row: Any, lease: int | None, now: datetime) -> Health:
 def _stopped_reason(row: Any) -> str:
     if row.status == DaemonStatus.ERROR:
         return f"stopped after an error: {row.last_error or 'unknown error'}"
-    if row.status in (DaemonStatus.STOPPING, DaemonStatus.RUNNING, DaemonStatus.STARTING):
+    if row.status in LIVE_STATES:
         return "stopping"
     return "disabled" if not row.enabled else "stopped"
 

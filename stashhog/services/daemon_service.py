@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from stashhog.daemons import ConfigurationError, UnknownDaemonType, describe, get_daemon_class
 from stashhog.daemons.config import DaemonConfig, validate_configuration
 from stashhog.extensions import db
-from stashhog.models import DaemonStatus, DesiredState
+from stashhog.models import DesiredState
+from stashhog.models.enums import LIVE_STATES, STOPPED_STATES
 from stashhog.services.daemon_control import (
     find_daemon_row,
     restart_daemon,
@@ -60,8 +61,6 @@ __all__ = [
     "stop_daemon",
     "update_daemon",
 ]
-
-ACTIVE = {DaemonStatus.STARTING, DaemonStatus.RUNNING, DaemonStatus.STOPPING}
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -173,7 +172,7 @@ def _changes(conn, row, configuration, enabled, auto_start, name) -> dict[str, A
 
 
 def _restart_needed(row, values: dict) -> bool:
-    running = row.status in ACTIVE and row.desired_state == DesiredState.RUNNING
+    running = row.status in LIVE_STATES and row.desired_state == DesiredState.RUNNING
     before = _effective(row.type, row.configuration)
     return running and before != _effective(row.type, values["configuration"])
 
@@ -204,7 +203,7 @@ def restart_all() -> dict[str, Any]:
     stopped = [row for row in targets if str(row.id) not in failed]
     for row in stopped:
         remaining = max(deadline - time.monotonic(), 0.0)
-        wait_for_status(row.id, {DaemonStatus.STOPPED, DaemonStatus.ERROR}, remaining)
+        wait_for_status(row.id, STOPPED_STATES, remaining)
     starting = _each(stopped, lambda ref: start_daemon(ref, operator=True))
     return {
         "requested": len(targets),

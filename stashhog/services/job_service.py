@@ -25,6 +25,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.jobs import JobContext, get_job_spec, parse_job_metadata, validate_job_metadata
 from stashhog.models import Job, JobStatus, JobType
+from stashhog.models.enums import JOB_RUNNING_STATES
 from stashhog.models.types import utcnow
 from stashhog.serializers import job_to_dict
 
@@ -32,7 +33,6 @@ from stashhog.serializers import job_to_dict
 # ``enforce_cancellations`` terminates its worker process.
 CANCEL_GRACE_SECONDS = 10.0
 
-ACTIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
 JobId = uuid.UUID | str
 
 
@@ -219,7 +219,7 @@ def complete_job(job_id: JobId, result: Mapping[str, Any] | None) -> Job | None:
     """The handler returned: completed, even if a cancel arrived after the work was done."""
     return update_job(
         job_id,
-        only_from=ACTIVE_STATUSES,
+        only_from=JOB_RUNNING_STATES,
         status=JobStatus.COMPLETED,
         progress=100,
         result=dict(result) if result is not None else None,
@@ -232,7 +232,7 @@ def fail_job(job_id: JobId, error: str) -> Job | None:
     db.session.rollback()  # the handler may have left the session mid-transaction
     return update_job(
         job_id,
-        only_from=ACTIVE_STATUSES,
+        only_from=JOB_RUNNING_STATES,
         status=JobStatus.FAILED,
         error=error,
         completed_at=utcnow(),
@@ -242,7 +242,7 @@ def fail_job(job_id: JobId, error: str) -> Job | None:
 def mark_cancelled(job_id: JobId) -> Job | None:
     """The handler stopped because of a cancel (or was terminated): cancelled."""
     return update_job(
-        job_id, only_from=ACTIVE_STATUSES, status=JobStatus.CANCELLED, completed_at=utcnow()
+        job_id, only_from=JOB_RUNNING_STATES, status=JobStatus.CANCELLED, completed_at=utcnow()
     )
 
 

@@ -26,6 +26,7 @@ from stashhog.models import (
     LogLevel,
     RestartPolicy,
 )
+from stashhog.models.enums import LIVE_STATES, RUNNING_STATES
 from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows
@@ -137,11 +138,11 @@ def _towards_running(row: Row, alive: bool, now: datetime, report: PassReport) -
             report.note(row, LogLevel.WARNING, "no worker on the daemons queue took the start "
                         f"within {DISPATCH_TIMEOUT.seconds}s: dispatching again")  # fmt: skip
             daemon_control.start_daemon(row.id, operator=False)
-    elif row.status in (DaemonStatus.STOPPED, DaemonStatus.STOPPING) and not alive:
-        report.note(row, LogLevel.INFO, "desired RUNNING but no instance: starting")
-        daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.ERROR and not alive:
         _restart_crashed(row, now, report)
+    elif row.status not in RUNNING_STATES and not alive:  # STOPPED, or STOPPING and gone
+        report.note(row, LogLevel.INFO, "desired RUNNING but no instance: starting")
+        daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.RUNNING and row.restart_count and _healthy_for_window(row, now):
         change_daemon(row.id, if_generation=row.generation, restart_count=0)
 
@@ -178,10 +179,10 @@ def _healthy_for_window(row: Row, now: datetime) -> bool:
 
 
 def _towards_stopped(row: Row, alive: bool, now: datetime, report: PassReport) -> None:
-    if row.status in (DaemonStatus.RUNNING, DaemonStatus.STARTING) and alive:
+    if row.status in RUNNING_STATES and alive:
         report.note(row, LogLevel.WARNING, "desired STOPPED but an instance runs: stopping it")
         daemon_control.stop_daemon(row.id)
-    elif row.status in (DaemonStatus.RUNNING, DaemonStatus.STARTING, DaemonStatus.STOPPING):
+    elif row.status in LIVE_STATES:
         if not alive:
             report.note(row, LogLevel.INFO, "instance gone: marking STOPPED")
             daemon_control.finalize_stopped(row)
