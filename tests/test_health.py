@@ -65,6 +65,19 @@ def test_health_reports_a_stopped_redis_as_503(database_url, stopped_redis_url):
     assert "redis" in report["failing"] and report["database"]["ok"]
 
 
+def test_liveness_answers_without_database_or_broker(stopped_redis_url):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none",
+            "REDIS_URL": stopped_redis_url,
+        }
+    )
+    client = app.test_client()
+    assert client.get("/api/health").status_code == 503
+    response = client.get("/api/health/live")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
 def test_a_start_the_broker_refuses_is_undone(database_url, stopped_redis_url):
     """503 from the service, and the row is as it was: not left STARTING."""
     from sqlalchemy import select

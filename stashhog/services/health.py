@@ -1,9 +1,27 @@
-"""Whole-system health: database, Redis, and Celery workers per queue."""
+"""Whole-system health: liveness (the web process answers) and readiness (database, Redis,
+and Celery workers per queue).
+
+Readiness asks the workers which queues they consume, a broadcast that waits a full
+``INSPECTION_TIMEOUT`` for replies, and every open page polls it. So each process runs one
+inspection at a time, on a broker connection of its own, and reuses its answer for
+``INSPECTION_MAX_AGE`` seconds; requests that arrive meanwhile take the last answer (or wait
+for the first). Celery's own ``control.inspect()`` must not be used here: its broadcast holds
+a connection from the broker pool and then waits for a second one for its producer, and with
+many request threads doing that at once every one of them waited for good (40 clients froze
+the web process, ARCHITECTURE §6).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from celery import Celery
+from celery.app.control import flatten_reply
+from flask import current_app
+from kombu import Connection
 from sqlalchemy import text
 
 from stashhog.celery_app import get_celery
@@ -11,14 +29,121 @@ from stashhog.events import get_redis
 from stashhog.extensions import db
 
 REQUIRED_QUEUES = ("daemons", "jobs")
+# Seconds workers get to reply to an inspection.
+INSPECTION_TIMEOUT = 1.0
+# Seconds an inspection's answer is reused by every request of the process.
+INSPECTION_MAX_AGE = 2.0
+# Seconds a request waits for the process's first answer (broker connect + replies).
+INSPECTION_WAIT = 6.0
+# An answer older than this means the inspection is stuck (e.g. publishing to a lost broker).
+INSPECTION_STALE = 15.0
+
+
+def liveness() -> dict[str, Any]:
+    """The web process answers: no database, Redis or broker call."""
+    return {"status": "ok"}
+
+
+@dataclass
+class Answer:
+    queues: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class WorkerInspection:
+    """One process's cached view of which workers consume which queue."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+        self.lock = threading.Lock()
+        self.answer: Answer | None = None
+        self.connection: Connection | None = None
+        conf = celery.conf
+        # Celery's control mailbox minus its producer pool: publishing then uses a producer
+        # on our own connection's channel, so no pool is touched at all.
+        self.mailbox = celery.control.Mailbox(
+            conf.control_exchange,
+            type="fanout",
+            accept=conf.accept_content,
+            serializer=conf.task_serializer,
+            queue_ttl=conf.control_queue_ttl,
+            reply_queue_ttl=conf.control_queue_ttl,
+            queue_expires=conf.control_queue_expires,
+            reply_queue_expires=conf.control_queue_expires,
+            queue_exclusive=conf.control_queue_exclusive,
+            queue_durable=conf.control_queue_durable,
+        )
+
+    def workers_by_queue(self) -> dict[str, list[str]]:
+        """Worker names by queue consumed, at most ``INSPECTION_MAX_AGE`` seconds old."""
+        if not self._fresh():
+            # The first answer is waited for; after that nobody queues behind the one asking.
+            if self.answer is None:
+                asking = self.lock.acquire(timeout=INSPECTION_WAIT)
+            else:
+                asking = self.lock.acquire(blocking=False)
+            if asking:
+                try:
+                    if not self._fresh():
+                        self.answer = self._inspect()
+                finally:
+                    self.lock.release()
+        answer = self.answer
+        if answer is None:
+            raise TimeoutError(f"no worker inspection finished within {INSPECTION_WAIT}s")
+        if answer.error:
+            raise RuntimeError(answer.error)
+        if time.monotonic() - answer.at > INSPECTION_STALE:
+            raise TimeoutError(f"the worker inspection has not finished for {INSPECTION_STALE}s")
+        return answer.queues
+
+    def _fresh(self) -> bool:
+        answer = self.answer
+        return answer is not None and time.monotonic() - answer.at < INSPECTION_MAX_AGE
+
+    def _inspect(self) -> Answer:
+        try:
+            if self.connection is None:
+                self.connection = self.celery.connection_for_write()
+            replies = self.mailbox(self.connection).multi_call(
+                "active_queues", timeout=INSPECTION_TIMEOUT
+            )
+        except Exception as exc:  # any broker error: report it, reconnect next time
+            self._disconnect()
+            return Answer(error=str(exc) or type(exc).__name__)
+        queues: dict[str, list[str]] = {}
+        for worker, consumed in (flatten_reply(replies or []) or {}).items():
+            for queue in consumed:
+                queues.setdefault(queue["name"], []).append(worker)
+        return Answer(queues=queues)
+
+    def _disconnect(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # already broken; dropping it is all we want
+                pass
+
+
+def worker_inspection() -> WorkerInspection:
+    """The current app's inspection (one per app and process)."""
+    extensions = current_app.extensions
+    inspection = extensions.get("worker_inspection")
+    if inspection is None:
+        inspection = extensions.setdefault("worker_inspection", WorkerInspection(get_celery()))
+    return inspection
 
 
 def check_database() -> dict[str, Any]:
+    # A connection of its own, returned at once: the request's session would hold one from
+    # the pool until the request ends, and a flood of health polls would empty the pool.
     try:
-        db.session.execute(text("SELECT 1"))
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
         return {"ok": True, "dialect": db.engine.dialect.name}
     except Exception as exc:  # any driver error means "unreachable" here
-        db.session.rollback()
         return {"ok": False, "error": str(exc).splitlines()[0]}
 
 
@@ -30,16 +155,6 @@ def check_redis() -> dict[str, Any]:
         return {"ok": False, "error": str(exc)}
 
 
-def workers_by_queue(timeout: float = 1.0) -> dict[str, list[str]]:
-    """Ask every worker which queues it consumes (Celery's broadcast inspect)."""
-    replies = get_celery().control.inspect(timeout=timeout).active_queues() or {}
-    queues: dict[str, list[str]] = {}
-    for worker, consumed in replies.items():
-        for queue in consumed:
-            queues.setdefault(queue["name"], []).append(worker)
-    return queues
-
-
 def check_queues(redis_ok: bool) -> dict[str, Any]:
     if not redis_ok:
         return {
@@ -47,7 +162,7 @@ def check_queues(redis_ok: bool) -> dict[str, Any]:
             for name in REQUIRED_QUEUES
         }
     try:
-        seen = workers_by_queue()
+        seen = worker_inspection().workers_by_queue()
     except Exception as exc:
         return {name: {"ok": False, "workers": [], "error": str(exc)} for name in REQUIRED_QUEUES}
     return {
