@@ -186,12 +186,18 @@ class DaemonInstance:
         return "crashed"
 
     async def _call_on_stop(self, daemon: BaseDaemon) -> None:
+        # The stop's deadline (or, after run() returned, a full STOP_TIMEOUT from now).
+        deadline = asyncio.timeout_at(self._set_deadline())  # not wait_for: see .sleep
         try:
-            # The stop's deadline (or, after run() returned, a full STOP_TIMEOUT from now).
-            async with asyncio.timeout_at(self._set_deadline()):  # not wait_for: see .sleep
+            async with deadline:
                 await daemon.on_stop()
         except Exception as exc:
-            daemon.log_exception(f"on_stop() failed: {exc!r}")
+            if deadline.expired():
+                daemon.error(
+                    f"on_stop() did not finish within the stop timeout ({self.stop_timeout:g}s)"
+                )
+            else:
+                daemon.log_exception(f"on_stop() failed: {exc!r}")
 
     # -- helper coroutines -----------------------------------------------------------------
     async def _renew_lease(self) -> None:
