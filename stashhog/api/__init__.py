@@ -6,6 +6,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 # Routes register on bp as their modules are imported.
 from stashhog.api import daemons, errors, health, jobs, openapi  # noqa: E402,F401
+from stashhog.media import api as media_api  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:

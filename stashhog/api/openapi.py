@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import jsonify, render_template_string
+from flask import Response, jsonify, render_template_string
 from markupsafe import Markup, escape
 from pydantic import BaseModel, TypeAdapter
 
@@ -36,6 +36,7 @@ ERRORS = {
 TAGS = [
     {"name": "daemons", "description": "Supervised long-running daemons."},
     {"name": "jobs", "description": "Finite jobs on the jobs queue."},
+    {"name": "media", "description": "The media library and its generated metadata."},
 ]
 DESCRIPTION = """\
 Every response is JSON. Errors are `{"error": {"code": ..., "message": ...}}`, with `key`
@@ -55,6 +56,7 @@ class Operation:
     body_required: bool
     responses: dict[int, tuple[Any, str]]
     errors: tuple[int, ...] = field(default=())
+    media_type: str = "application/json"
 
     @property
     def path(self) -> str:
@@ -77,18 +79,21 @@ def route(
     body: Any = None,
     body_required: bool = True,
     errors: tuple[int, ...] = (),
+    media_type: str = "application/json",
 ):
     """Register the view for ``endpoint`` ("METHOD /rule" under ``/api``), answering
     ``status`` with the ``response`` model. Path ids use the ``uuid`` converter (so a
     malformed id is a 404, and a method not declared for a path a 405), the parsed query
     arrives as ``query=`` and the parsed body as ``body=``; the view returns a JSON-ready
-    dict, optionally with headers."""
+    dict, optionally with headers; a view with another ``media_type`` returns a Response."""
     method, rule = endpoint.split(" ", 1)
     responses = {status: (response, "Created." if status == 201 else "Success.")}
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         tag = rule.strip("/").split("/")[0]
-        op = Operation(method, rule, view, tag, query, body, body_required, responses, errors)
+        op = Operation(
+            method, rule, view, tag, query, body, body_required, responses, errors, media_type
+        )
 
         @functools.wraps(view)
         def handle(**path_args: uuid.UUID):
@@ -99,7 +104,10 @@ def route(
                 kwargs["query"] = parsed_query
             if body is not None:
                 kwargs["body"] = parse_body(body, required=body_required)
-            data, *headers = _as_tuple(view(**kwargs))
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            data, *headers = _as_tuple(result)
             return jsonify(data), status, *headers
 
         bp.add_url_rule(
@@ -213,10 +221,7 @@ def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(op: Operation, components: _Components) -> dict[str, Any]:
     responses = {
-        str(status): {
-            "description": text,
-            "content": {"application/json": {"schema": components.schema(model, "serialization")}},
-        }
+        str(status): {"description": text, "content": _content(op, model, components)}
         for status, (model, text) in op.responses.items()
     }
     statuses = {400, 413, 503, *op.errors}
@@ -231,6 +236,12 @@ def _responses(op: Operation, components: _Components) -> dict[str, Any]:
             "content": {"application/json": {"schema": error}},
         }
     return responses
+
+
+def _content(op: Operation, model: Any, components: _Components) -> dict[str, Any]:
+    if op.media_type != "application/json":  # bytes, e.g. an image
+        return {op.media_type: {"schema": {"type": "string", "contentMediaType": op.media_type}}}
+    return {"application/json": {"schema": components.schema(model, "serialization")}}
 
 
 @bp.get("/openapi.json")
@@ -281,7 +292,8 @@ td,th{border-bottom:1px solid #eee;text-align:left;padding:.2em .5em;vertical-al
 <pre>{{ schema_html(op.requestBody.content["application/json"].schema) }}</pre>{% endif %}
 <h4>Responses</h4><table>{% for status, r in op.responses.items() %}<tr>
 <td>{{ status }}</td><td>{{ r.description }}</td>
-<td><code>{{ schema_html(r.content["application/json"].schema) }}</code></td></tr>
+<td>{% for media, c in r.content.items() %}{% if media != "application/json" %}{{ media }}
+{% endif %}<code>{{ schema_html(c.schema) }}</code>{% endfor %}</td></tr>
 {% endfor %}</table></details>{% endif %}{% endfor %}{% endfor %}{% endfor %}
 <h2>Schemas</h2>{% for name, schema in doc.components.schemas.items() %}
 <h3 id="schema-{{ name }}">{{ name }}</h3><pre>{{ schema_html(schema) }}</pre>{% endfor %}

@@ -15,6 +15,7 @@ def not_found(message: str):
     return render_template("errors/not_found.html", message=message), 404
 
 
+from stashhog.media import pages as media_pages  # noqa: E402,F401
 from stashhog.web import daemons, jobs  # noqa: E402,F401  (pages register on bp)
 
 

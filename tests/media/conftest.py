@@ -8,6 +8,9 @@ import pytest
 from stashhog.extensions import db
 from tests.media.support import forget_media
 
+# The browser fixtures of the panel's tests: a live server of the session's app, Chromium.
+from tests.web.conftest import browser, live_server, page  # noqa: E402,F401
+
 
 @pytest.fixture
 def media_db(clean_db, app):
