@@ -1,6 +1,7 @@
 """``/api/daemons``: list, inspect, control and configure daemons; their logs and job history.
 
-Routes only parse (see ``stashhog.api.openapi.route``), call ``daemon_service`` and shape.
+Routes only parse (see ``stashhog.api.openapi.route``), call the service that does the work
+(``daemon_control``, ``daemon_queries``, ``daemon_configuration``) and shape.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from stashhog.api.schemas import (
     LogList,
     LogsQuery,
 )
-from stashhog.services import daemon_service
+from stashhog.services import daemon_configuration, daemon_control, daemon_queries
 
 
 @route("GET /daemons", DaemonList)
@@ -32,7 +33,7 @@ def list_daemons():
 
     Each with its status, desired state, health (healthy, unhealthy or stopped, with a
     reason), uptime, last heartbeat, status line and stored configuration."""
-    return {"daemons": daemon_service.list_daemons()}
+    return {"daemons": daemon_queries.list_daemons()}
 
 
 @route("GET /daemons/health/check", HealthReport)
@@ -41,13 +42,13 @@ def health_check():
 
     Healthy daemons carry their uptime; unhealthy and stopped ones a reason. Unhealthy means
     it should be running but has no live instance, no recent heartbeat, or ended in error."""
-    return daemon_service.health_report()
+    return daemon_queries.health_report()
 
 
 @route("GET /daemons/<uuid:daemon_id>", DaemonOut)
 def get_daemon(daemon_id: uuid.UUID):
     """One daemon."""
-    return daemon_service.get_daemon(daemon_id)
+    return daemon_queries.get_daemon(daemon_id)
 
 
 @route("PUT /daemons/<uuid:daemon_id>", DaemonUpdated, body=DaemonUpdate, errors=(409,))
@@ -59,7 +60,7 @@ def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
     validated against the daemon type's schema before anything is written; an invalid key is
     a 422 naming it. ``restart_required`` says whether a running daemon must be restarted to
     use the new configuration."""
-    return daemon_service.update_daemon(
+    return daemon_configuration.update_daemon(
         daemon_id,
         configuration=body.configuration,
         enabled=body.enabled,
@@ -71,17 +72,12 @@ def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
 @route("GET /daemons/<uuid:daemon_id>/default-config", DefaultConfig, errors=(409,))
 def default_config(daemon_id: uuid.UUID):
     """The configuration keys of the daemon's type: default, description and type."""
-    daemon = daemon_service.get_daemon(daemon_id)
+    daemon = daemon_queries.get_daemon(daemon_id)
     return {
         "daemon_id": daemon["id"],
         "type": daemon["type"],
-        "configuration": daemon_service.default_config(daemon_id),
+        "configuration": daemon_configuration.default_config(daemon_id),
     }
-
-
-def _action(action, daemon_id: uuid.UUID, wait: float) -> dict:
-    result = action(daemon_id, wait=wait)
-    return {**result, "daemon": daemon_service.get_daemon(daemon_id)}
 
 
 @route("POST /daemons/<uuid:daemon_id>/start", DaemonAction, query=ActionQuery, errors=(409, 422))
@@ -90,7 +86,7 @@ def start_daemon(daemon_id: uuid.UUID, query: ActionQuery):
 
     Idempotent: starting a running daemon changes nothing (``changed`` is false). A disabled
     daemon is a 409; a stored configuration that no longer validates is a 422."""
-    return _action(daemon_service.start_daemon, daemon_id, query.wait)
+    return daemon_control.start_daemon(daemon_id, wait=query.wait)
 
 
 @route("POST /daemons/<uuid:daemon_id>/stop", DaemonAction, query=ActionQuery)
@@ -99,13 +95,13 @@ def stop_daemon(daemon_id: uuid.UUID, query: ActionQuery):
 
     Idempotent: stopping a stopped daemon changes nothing (``changed`` is false). The daemon's
     ``on_stop`` runs; after the stop timeout it is killed."""
-    return _action(daemon_service.stop_daemon, daemon_id, query.wait)
+    return daemon_control.stop_daemon(daemon_id, wait=query.wait)
 
 
 @route("POST /daemons/<uuid:daemon_id>/restart", DaemonAction, query=ActionQuery, errors=(409, 422))
 def restart_daemon(daemon_id: uuid.UUID, query: ActionQuery):
     """Restart a daemon: stop it (waiting up to the stop timeout), then start it."""
-    return _action(daemon_service.restart_daemon, daemon_id, query.wait)
+    return daemon_control.restart_daemon(daemon_id, wait=query.wait)
 
 
 @route("GET /daemons/<uuid:daemon_id>/logs", LogList, query=LogsQuery)
@@ -114,28 +110,28 @@ def daemon_logs(daemon_id: uuid.UUID, query: LogsQuery):
 
     Lines are ordered by id, so ``after_id``/``before_id`` page without gaps or repeats; to
     catch up after a reconnect ask for ``after_id=<last seen>&order=asc``."""
-    return {"logs": daemon_service.get_logs(daemon_id, **query.model_dump(exclude_none=True))}
+    return {"logs": daemon_queries.get_logs(daemon_id, **query.model_dump(exclude_none=True))}
 
 
 @route("GET /daemons/<uuid:daemon_id>/history", HistoryList, query=HistoryQuery)
 def daemon_history(daemon_id: uuid.UUID, query: HistoryQuery):
     """What a daemon did with jobs, newest first, with each job's type and status."""
-    return {"history": daemon_service.get_history(daemon_id, **query.model_dump(exclude_none=True))}
+    return {"history": daemon_queries.get_history(daemon_id, **query.model_dump(exclude_none=True))}
 
 
 @route("POST /daemons/start-all", BulkResult)
 def start_all():
     """Start every enabled daemon; per-daemon failures are listed in ``errors``."""
-    return daemon_service.start_all()
+    return daemon_control.start_all()
 
 
 @route("POST /daemons/stop-all", BulkResult)
 def stop_all():
     """Stop every daemon; per-daemon failures are listed in ``errors``."""
-    return daemon_service.stop_all()
+    return daemon_control.stop_all()
 
 
 @route("POST /daemons/restart-all", BulkResult)
 def restart_all():
     """Restart every enabled daemon that should be running."""
-    return daemon_service.restart_all()
+    return daemon_control.restart_all()

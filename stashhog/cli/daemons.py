@@ -19,7 +19,7 @@ from stashhog.cli.output import (
 )
 from stashhog.models import DaemonJobAction, DaemonStatus
 from stashhog.models.enums import STOPPED_STATES
-from stashhog.services import daemon_service
+from stashhog.services import daemon_control, daemon_queries
 
 ref_argument = click.argument("ref", metavar="NAME_OR_ID")
 ACTIONS = click.Choice([action.value for action in DaemonJobAction], case_sensitive=False)
@@ -30,7 +30,7 @@ ACTIONS = click.Choice([action.value for action in DaemonJobAction], case_sensit
 @reports_errors
 def list_command(as_json: bool) -> None:
     """List every daemon with its status and health."""
-    daemons = daemon_service.list_daemons()
+    daemons = daemon_queries.list_daemons()
     if as_json:
         return emit_json(daemons)
     print_table(
@@ -50,7 +50,7 @@ def list_command(as_json: bool) -> None:
 @reports_errors
 def start_command(ref: str, wait: float, as_json: bool) -> None:
     """Start a daemon (nothing happens if it is already running)."""
-    result = daemon_service.start_daemon(ref, wait=wait)
+    result = daemon_control.start_daemon(ref, wait=wait)
     report(result, as_json, wanted={DaemonStatus.RUNNING} if wait else None)
 
 
@@ -61,7 +61,7 @@ def start_command(ref: str, wait: float, as_json: bool) -> None:
 @reports_errors
 def stop_command(ref: str, wait: float, as_json: bool) -> None:
     """Stop a daemon (nothing happens if it is already stopped)."""
-    result = daemon_service.stop_daemon(ref, wait=wait)
+    result = daemon_control.stop_daemon(ref, wait=wait)
     report(result, as_json, wanted=STOPPED_STATES if wait else None)
 
 
@@ -72,7 +72,7 @@ def stop_command(ref: str, wait: float, as_json: bool) -> None:
 @reports_errors
 def restart_command(ref: str, wait: float, as_json: bool) -> None:
     """Stop a daemon, then start it with its stored configuration."""
-    result = daemon_service.restart_daemon(ref, wait=wait)
+    result = daemon_control.restart_daemon(ref, wait=wait)
     report(result, as_json, wanted={DaemonStatus.RUNNING} if wait else None)
 
 
@@ -100,7 +100,7 @@ def report(result: dict, as_json: bool, wanted: Collection[str] | None) -> None:
 @reports_errors
 def history_command(ref: str, limit: int, action: str | None, as_json: bool) -> None:
     """What a daemon did with jobs, oldest first."""
-    entries = daemon_service.get_history(ref, action=action, limit=limit)
+    entries = daemon_queries.get_history(ref, action=action, limit=limit)
     entries.reverse()
     if as_json:
         return emit_json(entries)
@@ -119,7 +119,7 @@ def history_command(ref: str, limit: int, action: str | None, as_json: bool) -> 
 @reports_errors
 def health_command(as_json: bool) -> None:
     """Each daemon's health; exits 1 when any daemon is unhealthy."""
-    report = daemon_service.health_report()
+    report = daemon_queries.health_report()
     if as_json:
         emit_json(report)
     else:

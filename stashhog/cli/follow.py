@@ -18,7 +18,7 @@ import redis
 
 from stashhog.events import EventType, event_channel, get_redis
 from stashhog.models import LogLevel
-from stashhog.services import daemon_service
+from stashhog.services import daemon_queries
 
 # Seconds without a live event after which the database is read anyway (a lost publish).
 QUIET_CATCH_UP = 2.0
@@ -38,10 +38,10 @@ class LogFollower:
 
     def show_latest(self, since, limit: int) -> None:
         """Print the latest ``limit`` lines, oldest first, and start following after them."""
-        newest = daemon_service.get_logs(self.daemon_id, limit=1)
+        newest = daemon_queries.get_logs(self.daemon_id, limit=1)
         if not newest:
             return
-        lines = daemon_service.get_logs(
+        lines = daemon_queries.get_logs(
             self.daemon_id, level=self.level, since=since, before_id=newest[0]["id"] + 1,
             limit=limit,
         )  # fmt: skip
@@ -93,7 +93,7 @@ class LogFollower:
     def catch_up(self) -> None:
         """Print every line after ``last_id`` from the database, page by page."""
         while True:
-            lines = daemon_service.get_logs(
+            lines = daemon_queries.get_logs(
                 self.daemon_id, level=self.level, after_id=self.last_id, limit=PAGE, order="asc"
             )
             if not lines:

@@ -11,7 +11,7 @@ from stashhog.cli import daemons_cli
 from stashhog.cli.follow import LogFollower
 from stashhog.cli.output import emit_json, format_time, json_option, reports_errors
 from stashhog.models import LogLevel
-from stashhog.services import daemon_service
+from stashhog.services import daemon_queries
 
 LEVELS = click.Choice([level.value for level in LogLevel], case_sensitive=False)
 
@@ -51,7 +51,7 @@ def logs_command(
     if follow:
         follow_logs(ref, level, since, limit, as_json)
         return
-    lines = daemon_service.get_logs(ref, level=level, since=since, limit=limit)
+    lines = daemon_queries.get_logs(ref, level=level, since=since, limit=limit)
     lines.reverse()
     if as_json:
         return emit_json(lines)
@@ -63,7 +63,7 @@ def follow_logs(
     ref: str, level: str | None, since: datetime | None, limit: int, as_json: bool
 ) -> None:
     """The latest lines, then every new one as it is written, until Ctrl-C (exit 0)."""
-    daemon_id = daemon_service.get_daemon(ref)["id"]
+    daemon_id = daemon_queries.get_daemon(ref)["id"]
     follower = LogFollower(daemon_id, level, print_json_line if as_json else print_line)
     try:
         follower.show_latest(since, limit)

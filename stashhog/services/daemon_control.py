@@ -1,4 +1,5 @@
-"""Start, stop and restart daemons: the operator's commands, safe to call concurrently.
+"""Start, stop and restart daemons, one or all: the operator's commands, safe to call
+concurrently.
 
 Starting takes a new ``generation`` (fencing any earlier instance) and queues one task on the
 ``daemons`` queue. Stopping sets the desired state, publishes a stop on the daemon's control
@@ -10,43 +11,28 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from stashhog.celery_app import get_celery, send_task
 from stashhog.daemons import ConfigurationError, get_daemon_class
 from stashhog.daemons.config import validate_configuration
 from stashhog.events import control_channel, get_redis
-from stashhog.extensions import db
-from stashhog.models import Daemon, DaemonStatus, DesiredState
+from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
-from stashhog.serializers import daemon_to_dict
+from stashhog.services.daemon_queries import (
+    STARTING_GRACE,
+    all_daemon_rows,
+    find_daemon_row,
+    get_daemon,
+)
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.errors import Conflict, Invalid, NotFound, Unavailable
+from stashhog.services.errors import Conflict, Invalid, ServiceError, Unavailable
 from stashhog.services.lease import lease_holder
-
-daemons = Daemon.__table__
-# A start that no worker has picked up within this long may be dispatched again.
-STARTING_GRACE = timedelta(seconds=10)
-
-
-def find_daemon_row(ref: uuid.UUID | str) -> Row:
-    """A daemon by id or by name; NotFound otherwise."""
-    column = daemons.c.name
-    try:
-        ref = ref if isinstance(ref, uuid.UUID) else uuid.UUID(str(ref))
-        column = daemons.c.id
-    except ValueError:
-        pass
-    with db.engine.connect() as conn:
-        row = conn.execute(select(daemons).where(column == ref)).first()
-    if row is None:
-        raise NotFound(f"no daemon {str(ref)!r}")
-    return row
 
 
 def start_daemon(
@@ -59,18 +45,19 @@ def start_daemon(
     """Ask for the daemon to run. Idempotent: an already running daemon is left alone.
 
     An operator's start resets the crash budget; the supervisor's passes ``operator=False``
-    and, for a crash restart, the new ``restart_count``. Returns the daemon dict plus
-    ``changed`` and ``message``."""
+    and, for a crash restart, the new ``restart_count``. Returns the daemon (as the API
+    shows it) plus ``changed`` and ``message``."""
     deadline = time.monotonic() + wait
     for _attempt in range(5):
         row = find_daemon_row(ref)
         _check_startable(row)
         if _already_running(row):
-            return _result(_wait_if_starting(row, wait), False, "daemon is already running")
+            if wait and row.status == DaemonStatus.STARTING:
+                wait_for_status(row.id, START_SETTLED_STATES, wait)
+            return _result(row.id, False, "daemon is already running")
         if row.status == DaemonStatus.STOPPING and lease_holder(row.id) is not None:
-            data = _start_after_stop(row, deadline)
-            if data is not None:
-                return _result(data, True, "starts once the previous instance has stopped")
+            if _start_after_stop(row, deadline):
+                return _result(row.id, True, "starts once the previous instance has stopped")
             continue
         data = _take_generation(row, operator, restart_count)
         if data is not None:
@@ -79,9 +66,8 @@ def start_daemon(
         raise Conflict("daemon is changing concurrently; try again")
     _dispatch_or_revert(row, data)
     if wait:
-        remaining = max(deadline - time.monotonic(), 0.0)
-        data = wait_for_status(row.id, START_SETTLED_STATES, remaining)
-    return _result(data, True, "daemon started")
+        wait_for_status(row.id, START_SETTLED_STATES, max(deadline - time.monotonic(), 0.0))
+    return _result(row.id, True, "daemon started")
 
 
 def _take_generation(row: Row, operator: bool, restart_count: int | None) -> dict | None:
@@ -99,22 +85,16 @@ def _take_generation(row: Row, operator: bool, restart_count: int | None) -> dic
     return change_daemon(row.id, if_generation=row.generation, **values)
 
 
-def _start_after_stop(row: Row, deadline: float) -> dict | None:
+def _start_after_stop(row: Row, deadline: float) -> bool:
     """The old instance keeps its generation until it has stopped, so its on_stop() and last
-    lines are written. Wait for that until ``deadline`` (None: go on and start), or leave
-    desired RUNNING for the supervisor to act on once it has stopped."""
-    data = change_daemon(row.id, if_generation=row.generation, desired_state=DesiredState.RUNNING)
+    lines are written. Wait for that until ``deadline`` (False: go on and start), or leave
+    desired RUNNING for the supervisor to act on once it has stopped (True)."""
+    change_daemon(row.id, if_generation=row.generation, desired_state=DesiredState.RUNNING)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        return data or daemon_to_dict(row)
+        return True
     wait_for_status(row.id, STOPPED_STATES, remaining)
-    return None
-
-
-def _wait_if_starting(row: Row, wait: float) -> dict:
-    if wait and row.status == DaemonStatus.STARTING:
-        return wait_for_status(row.id, START_SETTLED_STATES, wait)
-    return daemon_to_dict(row)
+    return False
 
 
 def _dispatch_or_revert(row: Row, data: dict) -> None:
@@ -154,18 +134,19 @@ def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     for _attempt in range(5):
         row = find_daemon_row(ref)
         if row.desired_state == DesiredState.STOPPED and row.status not in RUNNING_STATES:
-            data = daemon_to_dict(row)
             if wait and row.status == DaemonStatus.STOPPING:
-                data = wait_for_status(row.id, STOPPED_STATES, wait)
-            return _result(data, False, "daemon is already stopped")
-        data = _stop_once(row)
-        if data is not None:
+                wait_for_status(row.id, STOPPED_STATES, wait)
+            return _result(row.id, False, "daemon is already stopped")
+        if _stop_once(row) is not None:
             break  # else the instance or another command changed the row: read again
     else:
         raise Conflict("daemon is changing concurrently; try again")
     if wait:
-        data = wait_for_status(row.id, STOPPED_STATES, wait)
-    return _result(data, True, "daemon stopped" if data["status"] != "STOPPING" else "stopping")
+        wait_for_status(row.id, STOPPED_STATES, wait)
+    result = _result(row.id, True, "daemon stopped")
+    if result["daemon"]["status"] == DaemonStatus.STOPPING:
+        result["message"] = "stopping"
+    return result
 
 
 def _stop_once(row: Row) -> dict | None:
@@ -218,20 +199,67 @@ def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     """Stop (waiting up to the stop timeout), then start with the stored configuration."""
     stop_daemon(ref, wait=current_app.config["STOP_TIMEOUT"] + 1)
     result = start_daemon(ref, wait=wait)
-    return _result(result["daemon"], True, "daemon restarted")
+    return {**result, "changed": True, "message": "daemon restarted"}
 
 
-def wait_for_status(daemon_id: uuid.UUID, statuses: frozenset, timeout: float) -> dict:
+def wait_for_status(daemon_id: uuid.UUID, statuses: frozenset, timeout: float) -> Row:
     """Poll the row until its status is one of ``statuses`` or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
-    query = select(daemons).where(daemons.c.id == daemon_id)
     while True:
-        with db.engine.connect() as conn:
-            row = conn.execute(query).first()
+        row = find_daemon_row(daemon_id)
         if row.status in statuses or time.monotonic() >= deadline:
-            return daemon_to_dict(row)
+            return row
         time.sleep(0.003)
 
 
-def _result(data: dict, changed: bool, message: str) -> dict:
-    return {"daemon": data, "changed": changed, "message": message}
+def _result(daemon_id: uuid.UUID, changed: bool, message: str) -> dict:
+    """A command's reply: the daemon as the API shows it now, ``changed`` and ``message``."""
+    return {"daemon": get_daemon(daemon_id), "changed": changed, "message": message}
+
+
+# -- bulk actions --------------------------------------------------------------------------
+
+
+def start_all() -> dict[str, Any]:
+    """Start every enabled daemon (disabled ones are counted in ``skipped``)."""
+    rows = all_daemon_rows()
+    result = _each([row for row in rows if row.enabled], start_daemon)
+    result["skipped"] = sum(1 for row in rows if not row.enabled)
+    return result
+
+
+def stop_all() -> dict[str, Any]:
+    """Stop every daemon; already stopped ones count as requested but not changed."""
+    return _each(all_daemon_rows(), stop_daemon)
+
+
+def restart_all() -> dict[str, Any]:
+    """Restart every enabled daemon that should be running: stop them all, wait (up to the
+    stop timeout, once for all), then start them all."""
+    targets = [
+        r for r in all_daemon_rows() if r.enabled and r.desired_state == DesiredState.RUNNING
+    ]
+    stopping = _each(targets, stop_daemon)
+    failed = {error["daemon_id"] for error in stopping["errors"]}
+    deadline = time.monotonic() + current_app.config["STOP_TIMEOUT"] + 1
+    stopped = [row for row in targets if str(row.id) not in failed]
+    for row in stopped:
+        remaining = max(deadline - time.monotonic(), 0.0)
+        wait_for_status(row.id, STOPPED_STATES, remaining)
+    starting = _each(stopped, lambda ref: start_daemon(ref, operator=True))
+    return {
+        "requested": len(targets),
+        "changed": starting["changed"],
+        "errors": stopping["errors"] + starting["errors"],
+        "skipped": 0,
+    }
+
+
+def _each(rows: list[Any], action: Callable[[uuid.UUID], dict]) -> dict[str, Any]:
+    changed, errors = 0, []
+    for row in rows:
+        try:
+            changed += bool(action(row.id)["changed"])
+        except ServiceError as exc:
+            errors.append({"daemon_id": str(row.id), "name": row.name, "error": exc.message})
+    return {"requested": len(rows), "changed": changed, "errors": errors, "skipped": 0}

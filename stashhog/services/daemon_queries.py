@@ -12,7 +12,7 @@ Everything else is *stopped*, with a reason too (stopped, stopping, disabled, af
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
@@ -32,8 +32,7 @@ from stashhog.models import (
 )
 from stashhog.models.enums import LIVE_STATES
 from stashhog.serializers import daemon_to_dict, history_to_dict, iso, log_to_dict
-from stashhog.services.daemon_control import STARTING_GRACE, find_daemon_row
-from stashhog.services.errors import Invalid
+from stashhog.services.errors import Invalid, NotFound
 from stashhog.services.lease import lease_holders
 
 daemons = Daemon.__table__
@@ -43,6 +42,8 @@ jobs = Job.__table__
 
 # Most rows one logs or history query returns; larger requests are capped, not refused.
 MAX_LIMIT = 1000
+# A start that no worker has picked up within this long may be dispatched again.
+STARTING_GRACE = timedelta(seconds=10)
 HEALTHY, UNHEALTHY, STOPPED = "healthy", "unhealthy", "stopped"
 # The runtime checks its heartbeat every 0.1 s, so no heartbeat comes faster than that; the
 # slack covers the database write and clock differences between worker and web hosts.
@@ -123,6 +124,21 @@ def present(row: Any, lease: int | None, now: datetime) -> dict[str, Any]:
         "health_reason": health.reason,
         "uptime_seconds": uptime_seconds(row, now),
     }
+
+
+def find_daemon_row(ref: uuid.UUID | str) -> Any:
+    """One daemon row, by id or by name; NotFound otherwise."""
+    column = daemons.c.name
+    try:
+        ref = ref if isinstance(ref, uuid.UUID) else uuid.UUID(str(ref))
+        column = daemons.c.id
+    except ValueError:
+        pass
+    with db.engine.connect() as conn:
+        row = conn.execute(select(daemons).where(column == ref)).first()
+    if row is None:
+        raise NotFound(f"no daemon {str(ref)!r}")
+    return row
 
 
 def get_daemon(ref: uuid.UUID | str) -> dict[str, Any]:

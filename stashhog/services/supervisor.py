@@ -29,7 +29,7 @@ from stashhog.models import (
 from stashhog.models.enums import LIVE_STATES, RUNNING_STATES
 from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
-from stashhog.services.daemon_queries import all_daemon_rows
+from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.errors import ServiceError
 from stashhog.services.lease import lease_holders
@@ -205,4 +205,4 @@ def kill(row: Row, report: PassReport) -> None:
         )
     fenced = change_daemon(row.id, if_generation=row.generation, generation=row.generation + 1)
     if fenced:
-        daemon_control.finalize_stopped(daemon_control.find_daemon_row(row.id))
+        daemon_control.finalize_stopped(find_daemon_row(row.id))

@@ -4,7 +4,7 @@ import uuid
 
 from flask import render_template
 
-from stashhog.services.daemon_service import get_daemon
+from stashhog.services.daemon_queries import get_daemon
 from stashhog.services.errors import NotFound
 from stashhog.web import bp, not_found
 

@@ -15,7 +15,7 @@ from stashhog import create_app
 from stashhog.api.schemas import ErrorResponse
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonJobHistory, DaemonLog, Job, JobStatus, JobType
-from stashhog.services import daemon_service
+from stashhog.services import daemon_control, daemon_queries
 from stashhog.services.daemon_control import wait_for_status
 
 UNKNOWN = str(uuid.uuid4())
@@ -132,8 +132,8 @@ def add_history(app_ctx):
 def stop_everything(app_ctx):
     """After the test, stop every daemon it started and wait for them to settle."""
     yield
-    daemon_service.stop_all()
-    for daemon in daemon_service.list_daemons():
+    daemon_control.stop_all()
+    for daemon in daemon_queries.list_daemons():
         if daemon["status"] not in ("STOPPED", "ERROR"):
             wait_for_status(uuid.UUID(daemon["id"]), {"STOPPED", "ERROR"}, 10)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from stashhog.services import daemon_service
+from stashhog.services import daemon_configuration, daemon_control, daemon_queries
 from tests.support.services import IN_CI
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -108,16 +108,16 @@ FAST_CONFIG = {
 def test_daemon(app, daemons_worker, jobs_worker):
     """The seeded Test Daemon, stopped, with a fast configuration."""
     with app.app_context():
-        daemon = daemon_service.get_daemon("Test Daemon")
-        daemon_service.stop_daemon(daemon["id"], wait=10)
-        daemon_service.update_daemon(daemon["id"], configuration=FAST_CONFIG, enabled=True)
+        daemon = daemon_queries.get_daemon("Test Daemon")
+        daemon_control.stop_daemon(daemon["id"], wait=10)
+        daemon_configuration.update_daemon(daemon["id"], configuration=FAST_CONFIG, enabled=True)
     yield daemon
     with app.app_context():
-        daemon_service.stop_daemon(daemon["id"], wait=10)
+        daemon_control.stop_daemon(daemon["id"], wait=10)
 
 
 @pytest.fixture
 def running(app, test_daemon):
     with app.app_context():
-        daemon_service.start_daemon(test_daemon["id"], wait=10)
+        daemon_control.start_daemon(test_daemon["id"], wait=10)
     return test_daemon

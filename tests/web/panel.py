@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from stashhog.services import daemon_service
+from stashhog.services import daemon_queries
 from tests.web.conftest import ARTIFACTS
 
 LIVE = 15_000  # ms: how long a live change may take to reach the page (workers included)
@@ -20,7 +20,7 @@ def shown_ids(page) -> list[int]:
 
 def server_ids(app, daemon, after_id: int, before_id: int) -> list[int]:
     with app.app_context():
-        lines = daemon_service.get_logs(
+        lines = daemon_queries.get_logs(
             daemon["id"], after_id=after_id, before_id=before_id, limit=1000, order="asc"
         )
     return [line["id"] for line in lines]

@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from stashhog.services import daemon_service, job_service
+from stashhog.services import daemon_configuration, daemon_queries, job_service
 from tests.support.wait import eventually
 from tests.web.panel import LIVE, card, open_detail, shot
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 def test_invalid_configuration_is_refused_and_nothing_is_saved(page, app, running):
     with app.app_context():
-        saved = daemon_service.get_daemon(running["id"])["configuration"]
+        saved = daemon_queries.get_daemon(running["id"])["configuration"]
     open_detail(page, running, "config")
     editor = page.locator("[data-config-editor]")
     expect(editor).not_to_have_value("")
@@ -43,7 +43,7 @@ def test_invalid_configuration_is_refused_and_nothing_is_saved(page, app, runnin
     expect(status).to_contain_text("Not saved (log_interval)")
 
     with app.app_context():
-        assert daemon_service.get_daemon(running["id"])["configuration"] == saved
+        assert daemon_queries.get_daemon(running["id"])["configuration"] == saved
 
 
 def test_save_and_restart_applies_a_valid_configuration(page, app, running):
@@ -60,16 +60,16 @@ def test_save_and_restart_applies_a_valid_configuration(page, app, running):
     )
     expect(page.locator("[data-daemon-badge]")).to_have_text("RUNNING", timeout=LIVE)
     with app.app_context():
-        daemon = daemon_service.get_daemon(running["id"])
+        daemon = daemon_queries.get_daemon(running["id"])
     assert daemon["configuration"]["log_interval"] == 0.25
     assert daemon["generation"] > before
     with app.app_context():
-        daemon_service.update_daemon(running["id"], configuration={"log_interval": 0.2})
+        daemon_configuration.update_daemon(running["id"], configuration={"log_interval": 0.2})
 
 
 def running_generation(app, daemon) -> int:
     with app.app_context():
-        return daemon_service.get_daemon(daemon["id"])["generation"]
+        return daemon_queries.get_daemon(daemon["id"])["generation"]
 
 
 def test_job_history_shows_a_new_test_job_live(page, running):

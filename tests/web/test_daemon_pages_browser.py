@@ -17,7 +17,7 @@ from sqlalchemy import delete
 
 from stashhog.extensions import db
 from stashhog.models import Daemon
-from stashhog.services import daemon_service
+from stashhog.services import daemon_control, daemon_queries
 from stashhog.services.daemon_logs import LogLine, write_log_batch
 from tests.web.panel import LIVE, card, next_frame, open_detail, server_ids, shot, shown_ids
 
@@ -120,7 +120,7 @@ def test_log_message_with_markup_is_shown_as_text(page, app, running):
     expect(page.locator(".log-line").first).to_be_visible(timeout=LIVE)
     message = '<script>window.__injected = 1</script><b id="injected">bold</b>'
     with app.app_context():
-        generation = daemon_service.get_daemon(running["id"])["generation"]
+        generation = daemon_queries.get_daemon(running["id"])["generation"]
         line = LogLine(10**9, "ERROR", message, datetime.now(UTC))
         write_log_batch(running["id"], generation, [line])
 
@@ -175,7 +175,7 @@ def burst_daemon(app, daemons_worker):
         db.session.remove()
     yield {"id": daemon_id}
     with app.app_context():
-        daemon_service.stop_daemon(daemon_id, wait=10)
+        daemon_control.stop_daemon(daemon_id, wait=10)
         db.session.execute(delete(Daemon).where(Daemon.id == uuid.UUID(daemon_id)))
         db.session.commit()
 

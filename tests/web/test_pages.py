@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from stashhog.extensions import db
-from stashhog.services import daemon_service, job_service
+from stashhog.services import daemon_queries, job_service
 
 
 def test_index_redirects_to_the_daemons_list(client):
@@ -24,7 +24,7 @@ def test_list_pages_render(client, path):
 
 
 def test_daemon_page_carries_the_daemon_as_json(client, app_ctx):
-    daemon = daemon_service.get_daemon("Test Daemon")
+    daemon = daemon_queries.get_daemon("Test Daemon")
     response = client.get(f"/daemons/{daemon['id']}")
     assert response.status_code == 200
     assert b'id="daemon-boot"' in response.data

@@ -1,4 +1,4 @@
-"""The daemons façade the API, CLI and pages call: control, queries, configuration, bulk actions.
+"""Daemon configuration: the defaults of a daemon's type, and partial updates of a daemon.
 
 Configuration updates are partial: the given keys are merged over the stored configuration and
 the result is validated against the daemon type's schema before anything is written. A key set
@@ -8,13 +8,11 @@ keys that were stored or given are stored (defaults are not copied in), in valid
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,48 +20,11 @@ from stashhog.daemons import ConfigurationError, UnknownDaemonType, describe, ge
 from stashhog.daemons.config import DaemonConfig, validate_configuration
 from stashhog.extensions import db
 from stashhog.models import DesiredState
-from stashhog.models.enums import LIVE_STATES, STOPPED_STATES
-from stashhog.services.daemon_control import (
-    find_daemon_row,
-    restart_daemon,
-    start_daemon,
-    stop_daemon,
-    wait_for_status,
-)
-from stashhog.services.daemon_queries import (
-    MAX_LIMIT,
-    daemon_health,
-    get_daemon,
-    get_history,
-    get_logs,
-    health_report,
-    list_daemons,
-    present,
-)
+from stashhog.models.enums import LIVE_STATES
+from stashhog.services.daemon_queries import find_daemon_row, present
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
-from stashhog.services.errors import Conflict, Invalid, NotFound, ServiceError
+from stashhog.services.errors import Conflict, Invalid, NotFound
 from stashhog.services.lease import lease_holders
-
-__all__ = [
-    "MAX_LIMIT",
-    "daemon_health",
-    "default_config",
-    "get_daemon",
-    "get_history",
-    "get_logs",
-    "health_report",
-    "list_daemons",
-    "restart_all",
-    "restart_daemon",
-    "start_all",
-    "start_daemon",
-    "stop_all",
-    "stop_daemon",
-    "update_daemon",
-]
-
-
-# -- configuration ---------------------------------------------------------------------------
 
 
 def config_schema(daemon_type: str) -> type[DaemonConfig]:
@@ -175,54 +136,3 @@ def _restart_needed(row, values: dict) -> bool:
     running = row.status in LIVE_STATES and row.desired_state == DesiredState.RUNNING
     before = _effective(row.type, row.configuration)
     return running and before != _effective(row.type, values["configuration"])
-
-
-# -- bulk actions --------------------------------------------------------------------------
-
-
-def start_all() -> dict[str, Any]:
-    """Start every enabled daemon (disabled ones are counted in ``skipped``)."""
-    rows = _rows()
-    result = _each([row for row in rows if row.enabled], start_daemon)
-    result["skipped"] = sum(1 for row in rows if not row.enabled)
-    return result
-
-
-def stop_all() -> dict[str, Any]:
-    """Stop every daemon; already stopped ones count as requested but not changed."""
-    return _each(_rows(), stop_daemon)
-
-
-def restart_all() -> dict[str, Any]:
-    """Restart every enabled daemon that should be running: stop them all, wait (up to the
-    stop timeout, once for all), then start them all."""
-    targets = [r for r in _rows() if r.enabled and r.desired_state == DesiredState.RUNNING]
-    stopping = _each(targets, stop_daemon)
-    failed = {error["daemon_id"] for error in stopping["errors"]}
-    deadline = time.monotonic() + current_app.config["STOP_TIMEOUT"] + 1
-    stopped = [row for row in targets if str(row.id) not in failed]
-    for row in stopped:
-        remaining = max(deadline - time.monotonic(), 0.0)
-        wait_for_status(row.id, STOPPED_STATES, remaining)
-    starting = _each(stopped, lambda ref: start_daemon(ref, operator=True))
-    return {
-        "requested": len(targets),
-        "changed": starting["changed"],
-        "errors": stopping["errors"] + starting["errors"],
-        "skipped": 0,
-    }
-
-
-def _rows() -> list[Any]:
-    with db.engine.connect() as conn:
-        return list(conn.execute(select(daemons).order_by(daemons.c.name)))
-
-
-def _each(rows: list[Any], action: Callable[[uuid.UUID], dict]) -> dict[str, Any]:
-    changed, errors = 0, []
-    for row in rows:
-        try:
-            changed += bool(action(row.id)["changed"])
-        except ServiceError as exc:
-            errors.append({"daemon_id": str(row.id), "name": row.name, "error": exc.message})
-    return {"requested": len(rows), "changed": changed, "errors": errors, "skipped": 0}
