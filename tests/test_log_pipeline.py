@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
-from workers.log_pipeline import DROP_WARNING, LINE_OVERHEAD, LogPipeline
+from workers.log_pipeline import DROP_WARNING, FINAL_GRACE, LINE_OVERHEAD, LogPipeline
 
 
 def stored(daemon_id) -> list[DaemonLog]:
@@ -95,21 +95,34 @@ def test_waiting_for_the_flush_is_backpressure_nothing_is_dropped(app, make_daem
 
 def test_the_final_flush_counts_what_the_deadline_left_unwritten_in_the_last_line(app, make_daemon):
     daemon = make_daemon(generation=1)
+    lines = 200_000  # far more than the final flush's grace (FINAL_GRACE) can write
     result = {}
 
     async def scenario(pipeline):
         pipeline.close()  # the flusher ends: only finish() writes from here on
         await asyncio.sleep(0.05)
-        for number in range(500):
+        for number in range(lines):
             pipeline.emit("INFO", f"line {number}")
         waiter = asyncio.ensure_future(pipeline.wait_flushed())
         loop = asyncio.get_running_loop()
-        result["unwritten"] = await pipeline.finish(loop.time(), lambda n: f"stopped; {n} left")
+        began = loop.time()
+        result["unwritten"] = await pipeline.finish(began, lambda n: f"stopped; {n} left")
+        result["seconds"] = loop.time() - began
         await asyncio.wait_for(waiter, 1)  # a waiter is released, not left hanging
 
-    run_with_flusher(app, daemon, scenario)
-    assert result["unwritten"] == 500
-    assert [r.message for r in stored(daemon.id)] == ["stopped; 500 left"]
+    # The byte cap drops some of the lines too: their warning must survive the stop.
+    pipeline = run_with_flusher(app, daemon, scenario, max_lines=lines, max_bytes=lines * 160)
+    unwritten, dropped = result["unwritten"], pipeline.dropped
+    messages = [r.message for r in stored(daemon.id)]
+    assert 0 < unwritten and 0 < dropped and unwritten + dropped < lines
+    assert result["seconds"] < FINAL_GRACE + 0.5  # one batch may overrun the grace, briefly
+    # What was written is the start of the stream, then the drop warning and the last line.
+    kept = lines - unwritten - dropped
+    assert messages == [
+        *(f"line {n}" for n in range(kept)),
+        DROP_WARNING.format(dropped),
+        f"stopped; {unwritten} left",
+    ]
 
 
 def test_the_buffer_caps_come_from_the_environment():

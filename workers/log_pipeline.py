@@ -39,6 +39,9 @@ BATCH_SECONDS = 0.25
 INITIAL_RATE = 20_000.0
 # Memory of a buffered line besides its text (tuple, timestamp, str headers), measured.
 LINE_OVERHEAD = 200
+# The final flush gets at least this long even when on_stop() used the whole stop timeout,
+# so the lines that explain the stop (on_stop's own, "did not finish") still land.
+FINAL_GRACE = 0.2
 DROP_WARNING = "{} lines dropped: log rate above what the database absorbs"
 
 
@@ -66,6 +69,7 @@ class LogPipeline:
         self.written = 0
         self.dropped = 0  # refused past the cap, this run
         self._unreported = 0  # dropped since the last warning line
+        self._warnings: dict[int, int] = {}  # seq of each unwritten warning -> its count
         self._held_lines = self._held_bytes = 0  # pending or in flight
         self._seq = 0  # last seq given out
         self._done_seq = 0  # every line up to this seq is written (or discarded)
@@ -114,6 +118,7 @@ class LogPipeline:
 
     def _report_drops(self) -> None:
         message = DROP_WARNING.format(self._unreported)
+        self._warnings[self._seq + 1] = self._unreported
         self._unreported = 0
         self._append("WARNING", message, line_bytes(message))
 
@@ -194,6 +199,8 @@ class LogPipeline:
         self._held_bytes -= sum(line_bytes(line.message) for line in lines)
         if lines:
             self._done_seq = max(self._done_seq, lines[-1].seq)
+        for line in lines if self._warnings else ():
+            self._warnings.pop(line.seq, None)
         while self._waiters and self._waiters[0][0] <= self._done_seq:
             _seq, future = self._waiters.pop(0)
             if not future.done():
@@ -208,12 +215,18 @@ class LogPipeline:
 
     # -- stopping --------------------------------------------------------------------------
     async def finish(self, deadline: float, last_line: Callable[[int], str]) -> int:
-        """The final flush on stop: write what fits before ``deadline`` (loop time), give up
-        on the rest, then write ``last_line(unwritten)`` (and the drop warning, if owed) as
-        the last lines. Returns how many lines were not written in time."""
-        while self.pending and asyncio.get_running_loop().time() < deadline:
+        """The final flush on stop: write what fits before ``deadline`` (loop time, but at
+        least FINAL_GRACE from now), give up on the rest, then write ``last_line(unwritten)``
+        (and the drop warning, if owed) as the last lines. Returns how many lines were not
+        written in time."""
+        loop = asyncio.get_running_loop()
+        deadline = max(deadline, loop.time() + FINAL_GRACE)
+        while self.pending and loop.time() < deadline:
             await self.flush(deadline)
-        unwritten = self._discard(self.pending)
+        # A drop warning given up on is owed again, in the warning written last.
+        owed = [self._warnings[line.seq] for line in self.pending if line.seq in self._warnings]
+        unwritten = self._discard(self.pending) - len(owed)
+        self._unreported += sum(owed)
         if self._unreported:
             self._report_drops()
         message = last_line(unwritten)

@@ -138,3 +138,17 @@ def test_rapid_start_stop_cycles_never_leave_a_daemon_stopping(make_daemon):
         time.sleep((cycle % 5) * 0.003)
         assert stop_daemon(daemon_id, wait=3)["daemon"]["status"] == "STOPPED", cycle
     assert lease.lease_holder(daemon_id) is None
+
+
+def test_an_on_stop_that_overruns_is_cut_off_at_the_stop_deadline(make_daemon, app):
+    daemon = make_daemon(type="TEST_SLOW_STOP", configuration={"stop_seconds": 30})
+    start_daemon(daemon.id, wait=2.0)
+    began = time.monotonic()
+    result = stop_daemon(daemon.id, wait=15)
+    elapsed = time.monotonic() - began
+    assert result["daemon"]["status"] == "STOPPED"
+    assert app.config["STOP_TIMEOUT"] - 0.5 < elapsed <= app.config["STOP_TIMEOUT"] + 1
+    lines = messages(daemon.id)
+    assert "on_stop() did not finish within the stop timeout (5s)" in lines
+    assert "slow on_stop finished" not in lines
+    assert lines[-1].startswith("stopped (")

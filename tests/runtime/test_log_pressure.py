@@ -135,7 +135,8 @@ def roomy_cluster(database_url, worker_env, app):
     prefix = f"roomy-{uuid.uuid4().hex[:6]}"
     roomy = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
                         "REDIS_PREFIX": prefix, "STOP_TIMEOUT": 2.0, "TESTING": True,
-                        "DAEMON_MODULES": app.config["DAEMON_MODULES"]})  # fmt: skip
+                        "DAEMON_MODULES": app.config["DAEMON_MODULES"],
+                        "SECRET_KEY": app.config["SECRET_KEY"]})  # fmt: skip
     env = dict(worker_env, REDIS_URL=redis_url, STASHHOG_REDIS_PREFIX=prefix,
                STASHHOG_STOP_TIMEOUT="2", STASHHOG_LOG_BUFFER_LINES="5000000",
                STASHHOG_LOG_BUFFER_BYTES=str(2048 * MB))  # fmt: skip
