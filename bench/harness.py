@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import signal
 import sys
 import time
@@ -55,8 +56,10 @@ class BenchServices:
         self.database_url = services.create_test_database()
         self.redis_url, _client = services.claim_redis_database()
         prefix = f"stashhog-bench-{uuid.uuid4().hex[:8]}"
+        secret_key = secrets.token_urlsafe(32)  # the built-in key is refused on PostgreSQL
         self.app = create_app(
             {
+                "SECRET_KEY": secret_key,
                 "SQLALCHEMY_DATABASE_URI": self.database_url,
                 "REDIS_URL": self.redis_url,
                 "REDIS_PREFIX": prefix,
@@ -71,6 +74,7 @@ class BenchServices:
         self.env.update(
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
+            SECRET_KEY=secret_key,
             STASHHOG_REDIS_PREFIX=prefix,
             STASHHOG_STOP_TIMEOUT=str(self.stop_timeout),
             STASHHOG_DAEMON_MODULES=DAEMON_MODULES,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from stashhog.config import load_config
+from stashhog.config import load_config, require_secret_key
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: configuration, then each part's ``init_app``."""
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
-    app.config.from_mapping(load_config(overrides=test_config))
+    settings = load_config(overrides=test_config)
+    require_secret_key(settings)
+    app.config.from_mapping(settings)
 
     from stashhog import api, celery_app, cli, daemons, database, events, relay, web
 

@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The embedded default, the only database the built-in SECRET_KEY may be used with.
+EMBEDDED_DATABASE_URI = f"sqlite:///{ROOT / 'instance' / 'stashhog.db'}"
+DEV_SECRET_KEY = "dev-not-secret"
+# Read when the environment sets no SECRET_KEY; ``make run`` creates it (random, mode 0600).
+SECRET_KEY_FILE = ROOT / "instance" / "secret_key"
 
 # Environment variable -> config key. Values are parsed by the type of the default.
 ENV_KEYS = {
@@ -33,8 +38,9 @@ ENV_KEYS = {
 class Config:
     """Defaults for every setting; each can be overridden (see ``ENV_KEYS``)."""
 
-    SECRET_KEY = "dev-not-secret"
-    SQLALCHEMY_DATABASE_URI = f"sqlite:///{ROOT / 'instance' / 'stashhog.db'}"
+    # From SECRET_KEY, else SECRET_KEY_FILE; this value only with the embedded default.
+    SECRET_KEY = DEV_SECRET_KEY
+    SQLALCHEMY_DATABASE_URI = EMBEDDED_DATABASE_URI
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
     REDIS_URL = "redis://127.0.0.1:6379/0"
     # Seconds a stopping daemon gets for on_stop() before it is killed.
@@ -88,9 +94,12 @@ def _parse(raw: str, default: Any) -> Any:
 
 
 def load_config(environ: dict[str, str] | None = None, overrides: dict | None = None) -> dict:
-    """Build the settings mapping: defaults, then ``environ``, then ``overrides``."""
+    """Build the settings mapping: defaults (SECRET_KEY from ``SECRET_KEY_FILE`` if there is
+    one), then ``environ``, then ``overrides``."""
     environ = os.environ if environ is None else environ
     settings = {key: getattr(Config, key) for key in dir(Config) if key.isupper()}
+    if not environ.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = _secret_key_from_file() or settings["SECRET_KEY"]
     for env_name, key in ENV_KEYS.items():
         if environ.get(env_name):
             settings[key] = _parse(environ[env_name], settings[key])
@@ -99,3 +108,30 @@ def load_config(environ: dict[str, str] | None = None, overrides: dict | None = 
         settings["SQLALCHEMY_DATABASE_URI"]
     )
     return settings
+
+
+def _secret_key_from_file() -> str | None:
+    try:
+        return SECRET_KEY_FILE.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+class InsecureConfiguration(RuntimeError):
+    """A setting that must not be used as it is, outside the embedded default."""
+
+
+def require_secret_key(settings: dict) -> None:
+    """Refuse the built-in SECRET_KEY anywhere but on the embedded SQLite default: signed
+    cookies made with a published key can be forged by anyone."""
+    key = settings.get("SECRET_KEY")
+    if key and key != DEV_SECRET_KEY:
+        return
+    if settings["SQLALCHEMY_DATABASE_URI"] == EMBEDDED_DATABASE_URI:
+        return
+    raise InsecureConfiguration(
+        "SECRET_KEY is not set, and the built-in development key is only allowed with the"
+        " embedded SQLite database. Set the SECRET_KEY environment variable (e.g. to the"
+        " output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) or write"
+        f" a key to {SECRET_KEY_FILE}; `make run` creates that file when neither exists."
+    )

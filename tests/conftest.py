@@ -9,13 +9,23 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from stashhog import create_app
+from stashhog import config, create_app
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonType
 from tests.support import services
 from tests.support.workers import start_daemons_worker, start_jobs_worker
 
 TEST_DAEMON_MODULES = "tests.support.daemons"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_ambient_secret_key(tmp_path_factory):
+    """Neither an exported SECRET_KEY nor the checkout's instance/secret_key reaches the tests'
+    apps: each passes its own key, and one that forgets it is refused."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SECRET_KEY", raising=False)
+        patch.setattr(config, "SECRET_KEY_FILE", tmp_path_factory.mktemp("no-key") / "secret_key")
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +58,7 @@ def app(database_url, redis_url, redis_prefix):
     app = create_app(
         {
             "TESTING": True,
+            "SECRET_KEY": services.TEST_SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": redis_prefix,
@@ -67,6 +78,7 @@ def worker_env(database_url, redis_url, redis_prefix):
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
+        SECRET_KEY=services.TEST_SECRET_KEY,
         STASHHOG_REDIS_PREFIX=redis_prefix,
         STASHHOG_STOP_TIMEOUT="5",
         STASHHOG_DAEMON_MODULES=TEST_DAEMON_MODULES,

@@ -28,9 +28,10 @@ def sqlite_cluster(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'embedded.db'}"
     prefix = f"sqlite-{uuid.uuid4().hex[:6]}"
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
-                      "REDIS_PREFIX": prefix, "TESTING": True})  # fmt: skip
+                      "REDIS_PREFIX": prefix, "TESTING": True,
+                      "SECRET_KEY": services.TEST_SECRET_KEY})  # fmt: skip
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url,
-               STASHHOG_REDIS_PREFIX=prefix)  # fmt: skip
+               STASHHOG_REDIS_PREFIX=prefix, SECRET_KEY=services.TEST_SECRET_KEY)  # fmt: skip
     workers = []
     with app.app_context():
         upgrade(revision="head")

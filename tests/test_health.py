@@ -9,6 +9,8 @@ import redis
 from stashhog import create_app
 from tests.support import services
 
+KEY = {"SECRET_KEY": services.TEST_SECRET_KEY}
+
 
 def test_health_is_503_without_workers_and_names_the_queues(database_url):
     try:
@@ -16,7 +18,7 @@ def test_health_is_503_without_workers_and_names_the_queues(database_url):
     except Exception as exc:
         services.unavailable("Redis (TEST_REDIS_URL)", exc)
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url, **KEY})
         body = app.test_client().get("/api/health")
     finally:
         services.release_redis_database(redis_url)
@@ -58,7 +60,9 @@ def stopped_redis_url(tmp_path):
 
 
 def test_health_reports_a_stopped_redis_as_503(database_url, stopped_redis_url):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url, **KEY}
+    )
     response = app.test_client().get("/api/health")
     assert response.status_code == 503
     report = response.get_json()
@@ -70,6 +74,7 @@ def test_liveness_answers_without_database_or_broker(stopped_redis_url):
         {
             "SQLALCHEMY_DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none",
             "REDIS_URL": stopped_redis_url,
+            **KEY,
         }
     )
     client = app.test_client()
@@ -87,7 +92,9 @@ def test_a_start_the_broker_refuses_is_undone(database_url, stopped_redis_url):
     from stashhog.services.daemon_control import start_daemon
     from stashhog.services.errors import Unavailable
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url, **KEY}
+    )
     with app.app_context():
         seed = db.session.scalars(select(Daemon).where(Daemon.name == "Test Daemon")).one()
         before = (seed.status, seed.desired_state)

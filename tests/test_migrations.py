@@ -13,7 +13,9 @@ TABLES = {"daemons", "daemon_logs", "daemon_job_history", "jobs"}
 
 
 def migrate_round_trip(url: str) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": services.TEST_SECRET_KEY}
+    )
     with app.app_context():
         upgrade(revision="head")
         assert TABLES <= set(inspect(db.engine).get_table_names())

@@ -15,6 +15,7 @@ children, ``redis_server`` finds and reaps the private Redis.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -27,6 +28,7 @@ import redis
 from honcho.environ import parse_procfile
 from sqlalchemy.engine import make_url
 
+from stashhog import config
 from stashhog.config import ROOT, load_config
 from stashhog.launcher.processes import (
     Child,
@@ -71,11 +73,26 @@ def child_env() -> dict[str, str]:
 
 
 def prepare_paths(env: dict[str, str]) -> None:
-    """Create every folder a process writes to before any starts (beat's schedule, SQLite)."""
+    """Create every folder a process writes to before any starts (beat's schedule, SQLite),
+    and the secret key every process reads unless SECRET_KEY is set."""
     INSTANCE.mkdir(parents=True, exist_ok=True)
     schedule = env.get("CELERY_BEAT_SCHEDULE")
     if schedule:
         (ROOT / schedule).parent.mkdir(parents=True, exist_ok=True)
+    if not env.get("SECRET_KEY"):
+        create_secret_key_file(config.SECRET_KEY_FILE)
+
+
+def create_secret_key_file(path: Path) -> bool:
+    """Write a random key to ``path`` (mode 0600) unless it exists; True if written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # kept: a new key would sign out every session
+        return False
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(32) + "\n")
+    return True
 
 
 def health_status(port: str) -> int | None:

@@ -162,6 +162,7 @@ def app_without_redis(app, database_url, redis_prefix):
     broken = create_app(
         {
             "TESTING": True,
+            "SECRET_KEY": app.config["SECRET_KEY"],
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
             "REDIS_PREFIX": redis_prefix,
@@ -179,6 +180,7 @@ def app_without_database(app, redis_url, redis_prefix):
     broken = create_app(
         {
             "TESTING": True,
+            "SECRET_KEY": app.config["SECRET_KEY"],
             "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{closed_port()}/none",
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": redis_prefix,

@@ -43,6 +43,7 @@ def fuzz_app(app, database_url, redis_prefix):
     fuzz = create_app(
         {
             "TESTING": True,
+            "SECRET_KEY": app.config["SECRET_KEY"],
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": f"{redis_prefix}-fuzz",

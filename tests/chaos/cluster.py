@@ -63,6 +63,7 @@ class Cluster:
         self.env.update(
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis.url,
+            SECRET_KEY=services.TEST_SECRET_KEY,
             STASHHOG_REDIS_PREFIX=f"chaos-{uuid.uuid4().hex[:6]}",
             STASHHOG_STOP_TIMEOUT="3",
             STASHHOG_DAEMON_MODULES=daemon_modules,
@@ -76,6 +77,7 @@ class Cluster:
         return {
             "SQLALCHEMY_DATABASE_URI": self.database_url,
             "REDIS_URL": self.redis.url,
+            "SECRET_KEY": services.TEST_SECRET_KEY,
             "REDIS_PREFIX": self.env["STASHHOG_REDIS_PREFIX"],
             "STOP_TIMEOUT": 3.0,
             "DAEMON_MODULES": self.env["STASHHOG_DAEMON_MODULES"],

@@ -19,6 +19,9 @@ from stashhog.config import normalise_database_url
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Every app and subprocess of the tests is on PostgreSQL or a temporary SQLite, so each needs
+# a SECRET_KEY: the built-in one is refused outside the embedded default.
+TEST_SECRET_KEY = "stashhog-tests-secret-key"
 
 
 # Only a failure to connect means "service missing"; any other error is a real failure.
