@@ -4,74 +4,25 @@ It indexes the files under its folders (``stashhog.media.scanner``: filesystem e
 prompt pickup, a periodic incremental rescan as the safety net) and launches
 ``METADATA_GENERATE`` jobs in batches for files whose metadata is missing or stale
 (``stashhog.media.work``), at most ``max_concurrent_jobs`` at once, each file in one job.
-A job that ends, however it ends, frees its slot and its unfinished files, so one slow or
-failing batch never holds up the others.
+A job that ends, however it ends, frees its slot and its unfinished files; one that runs past
+``job_timeout`` is cancelled and stops taking a slot: one slow or failing batch never holds up
+the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Literal
-
-from pydantic import Field, StringConstraints
 
 from stashhog.daemons.base import BaseDaemon, JobLimitReached
-from stashhog.daemons.config import DaemonConfig
 from stashhog.daemons.registry import register
 from stashhog.media import work
 from stashhog.media.fs_events import FsEvents
-from stashhog.media.library_files import DEFAULT_EXTENSIONS, RootUnavailable, normalise_root
-from stashhog.media.models import ALL_OUTPUTS, Output
+from stashhog.media.library_files import RootUnavailable, normalise_root
+from stashhog.media.models import Output
 from stashhog.media.scanner import scan_root
+from stashhog.media.watcher_config import WatcherConfig
 from stashhog.models import DaemonType, JobType
-
-Folder = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
-Extension = Annotated[str, StringConstraints(pattern=r"^\.?[A-Za-z0-9]{1,10}$")]
-OutputName = Literal["probe", "thumbnail", "phash", "checksum"]
-
-
-class WatcherConfig(DaemonConfig):
-    roots: list[Folder] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Folders to watch, subfolders included (absolute paths). A folder that "
-        "does not exist or cannot be read is reported and the others are still watched.",
-    )
-    extensions: list[Extension] = Field(
-        default_factory=lambda: list(DEFAULT_EXTENSIONS),
-        min_length=1,
-        max_length=100,
-        description="File extensions taken as media (videos and images; case-insensitive).",
-    )
-    scan_interval: float = Field(
-        300,
-        ge=1,
-        le=86400,
-        description="Seconds between full rescans (size + mtime), the safety net for changes "
-        "filesystem events missed. An unchanged library's rescan writes nothing.",
-    )
-    settle_seconds: float = Field(
-        0.5,
-        ge=0,
-        le=60,
-        description="Seconds a file must be quiet after its last event before it is read, so "
-        "a file still being written is taken once complete.",
-    )
-    batch_size: int = Field(20, ge=1, le=1000, description="Files per METADATA_GENERATE job.")
-    max_concurrent_jobs: int = Field(
-        2,
-        ge=1,
-        le=100,
-        description="METADATA_GENERATE jobs running at once (also bounded by max_active_jobs).",
-    )
-    outputs: list[OutputName] = Field(
-        default_factory=lambda: list(ALL_OUTPUTS),
-        min_length=1,
-        max_length=4,
-        description="Metadata to generate: probe (container, duration, size, frame rate, "
-        "codecs, bitrate), thumbnail (cover image), phash (perceptual hash), checksum (oshash).",
-    )
 
 
 @register(DaemonType.METADATA_GENERATE_WATCHER)
@@ -91,6 +42,8 @@ class MetadataGenerateWatcher(BaseDaemon):
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._monitors: dict[uuid.UUID, asyncio.Task] = {}
+        self._deadlines: dict[uuid.UUID, float] = {}  # loop time by which each job should end
+        self._timed_out: set[uuid.UUID] = set()
         self.events = FsEvents(self._loop, self._wake.set)
         self.events.start()
         for job_id in list(self.monitored_jobs):
@@ -105,6 +58,7 @@ class MetadataGenerateWatcher(BaseDaemon):
                     await self.rescan()
                     next_rescan = self._loop.time() + self.config.scan_interval
                 await self.apply_events()
+                await self.enforce_job_timeout()
                 await self.launch_batches()
                 await self.report()
             except asyncio.CancelledError:
@@ -162,7 +116,7 @@ class MetadataGenerateWatcher(BaseDaemon):
     async def launch_batches(self) -> None:
         await self.host.call_db(work.release_ended_claims)
         limit = min(self.config.max_concurrent_jobs, self.config.max_active_jobs)
-        while len(self.monitored_jobs) < limit and not self.stopping:
+        while self._running() < limit and not self.stopping:
             batch = await self.host.call_db(
                 work.next_batch, self.wanted, self.config.batch_size, self.roots
             )
@@ -182,15 +136,30 @@ class MetadataGenerateWatcher(BaseDaemon):
         self._monitor(job_id)
         return True
 
+    def _running(self) -> int:
+        return len(self.monitored_jobs - self._timed_out)
+
     def _monitor(self, job_id: uuid.UUID) -> None:
         if job_id not in self._monitors:
+            self._deadlines[job_id] = self._loop.time() + self.config.job_timeout
             self._monitors[job_id] = asyncio.create_task(self._follow(job_id))
+
+    async def enforce_job_timeout(self) -> None:
+        now = self._loop.time()
+        for job_id, deadline in list(self._deadlines.items()):
+            if now >= deadline and job_id not in self._timed_out:
+                self._timed_out.add(job_id)
+                reason = f"ran longer than job_timeout ({self.config.job_timeout:g} s)"
+                self.warning(f"cancelling job {job_id}: {reason}")
+                await self.cancel_job(job_id, reason)
 
     async def _follow(self, job_id: uuid.UUID) -> None:
         try:
             job = await self.wait_for_job(job_id)
         finally:
             self._monitors.pop(job_id, None)
+            self._deadlines.pop(job_id, None)
+            self._timed_out.discard(job_id)
             self._wake.set()  # a slot is free: launch the next batch now
         summary = job.get("result") or {}
         if job["status"] == "completed":
@@ -213,7 +182,7 @@ class MetadataGenerateWatcher(BaseDaemon):
             f"watching {_plural(watched, 'root')}",
             _plural(files, "file"),
             f"{pending:,} pending",
-            f"{_plural(len(self.monitored_jobs), 'job')} running",
+            f"{_plural(self._running(), 'job')} running",
         ]
         if counts.get("failed"):
             parts.append(f"{counts['failed']:,} failed")
@@ -222,8 +191,12 @@ class MetadataGenerateWatcher(BaseDaemon):
         self.update_status(", ".join(parts) if self.roots else "no roots configured")
 
     async def _idle(self, until_rescan: float) -> None:
+        now = self._loop.time()
         settle = self.events.next_settle(self.config.settle_seconds)
-        timeout = max(0.0, min(until_rescan, settle if settle is not None else until_rescan))
+        deadlines = [d - now for j, d in self._deadlines.items() if j not in self._timed_out]
+        timeout = max(
+            0.0, min([until_rescan, *deadlines, *([settle] if settle is not None else [])])
+        )
         waiters = {
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(self.host.stop_event.wait()),

@@ -203,3 +203,34 @@ def test_a_cancelled_job_stops_between_files_and_the_next_resumes(media_db, libr
     assert (result["skipped"], result["ready"]) == (len(done), 30 - len(done))
     assert {r.status for r in rows().values()} == {"ready"}
     assert uuid.UUID(ids[0])
+
+
+def test_a_batch_past_job_timeout_is_cancelled_and_its_files_go_to_later_batches(
+    make_daemon, library
+):
+    from stashhog.services import job_service
+
+    for index in range(20):
+        make_clip(library / f"clip-{index:03}.mp4", seed=index + 1)
+    # Both slots of the jobs worker busy for 3 s: the watcher's first batch is stuck in the
+    # queue, as behind a slow job, for longer than its job_timeout.
+    blockers = [job_service.create_job("TEST", {"steps": 1, "step_seconds": 3}) for _ in "ab"]
+    config = watcher_config(library, batch_size=10, max_concurrent_jobs=1, job_timeout=1)
+    daemon = make_daemon(type="METADATA_GENERATE_WATCHER", configuration=config)
+    start_daemon(daemon.id, wait=3)
+    try:
+        found = eventually(settled(20), timeout=30, interval=0.2)
+    finally:
+        stop_daemon(daemon.id, wait=5)
+    assert {row.status for row in found.values()} == {"ready"}
+    assert {job_service.get_job(job.id).status for job in blockers} == {"completed"}
+    db.session.expire_all()
+    history = db.session.scalars(
+        select(DaemonJobHistory).where(
+            DaemonJobHistory.daemon_id == daemon.id, DaemonJobHistory.action == "CANCELLED"
+        )
+    ).all()
+    db.session.commit()
+    assert history and all("job_timeout (1 s)" in h.reason for h in history)
+    warnings = [m for m in log_messages(daemon.id) if m.startswith("cancelling job")]
+    assert len(warnings) == len(history)
