@@ -6,6 +6,7 @@ failure, Ctrl-C and SIGTERM alike: workers stopped by pid, database dropped, Red
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -216,6 +217,28 @@ def summary_row(label: str, values_ms: Sequence[float]) -> list[str]:
 
 
 SUMMARY_HEADERS = ["measure", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+
+
+def summary_figures(values_ms: Sequence[float]) -> dict[str, float | int | None]:
+    """``summary_row``'s figures for ``--json``: n, p50/p90/p99/max in ms (None if empty)."""
+    figures: dict[str, float | int | None] = {"n": len(values_ms)}
+    for p in (50, 90, 99):
+        figures[f"p{p}_ms"] = round(percentile(values_ms, p), 2) if values_ms else None
+    figures["max_ms"] = round(max(values_ms), 2) if values_ms else None
+    return figures
+
+
+def add_json_option(parser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="end with one line: a JSON object of the figures"
+    )
+
+
+def print_json(bench: str, figures: dict[str, Any]) -> None:
+    """The last line of stdout under ``--json``: one object, named by ``bench``, with the load
+    average the figures were measured under (names listed in bench/README.md)."""
+    load = [round(value, 2) for value in os.getloadavg()]
+    print(json.dumps({"bench": bench, "load_average": load, **figures}), flush=True)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.log_latency [--rate 1000] [--clients 20] [--browsers 20]
                                           [--seconds 15] [--warmup 3] [--threads 32]
+                                          [--json]
 
 A ``BENCH_FLOOD`` daemon (defined here, loaded by the worker through ``DAEMON_MODULES``) logs
 ``--rate`` lines per second on a real prefork ``daemons`` worker. The web process is gunicorn
@@ -14,6 +15,8 @@ same host clock. Lines logged during ``--warmup`` are not counted.
 The path measured: log() -> in-memory buffer -> flusher (every 100 ms) -> one INSERT per
 batch in PostgreSQL -> PUBLISH -> the web process's relay thread -> per-connection queue ->
 WebSocket -> the page's live connection -> drawn on the next animation frame.
+
+With ``--json`` the last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -119,13 +122,16 @@ def main() -> None:
         bench.start_daemons_worker(concurrency=1)
         web = start_gunicorn(bench.env, args.threads)
         try:
-            run(bench, web, args)
+            figures = run(bench, web, args)
         finally:
             stop_process(web["proc"])
+    if args.json:
+        harness.print_json("log_latency", figures)
 
 
-def run(bench, web: dict, args: argparse.Namespace) -> None:
-    from bench.harness import SUMMARY_HEADERS, note, summary_row, table
+def run(bench, web: dict, args: argparse.Namespace) -> dict:
+    """Measures, prints the table, and returns the figures for ``--json``."""
+    from bench.harness import SUMMARY_HEADERS, note, summary_figures, summary_row, table
     from stashhog.services.daemon_control import start_daemon, stop_daemon
 
     daemon_id = bench.create_daemon(FLOOD_TYPE, {"rate": args.rate, "heartbeat_interval": 1})
@@ -183,6 +189,20 @@ def run(bench, web: dict, args: argparse.Namespace) -> None:
         f"tabs drew {len(browser_ms)} of {written * args.browsers}, "
         f"WebSocket clients got {len(ws_ms)} of {written * ws_clients}"
     )
+    latencies = {"tab_message": arrival_ms, "tab_dom": browser_ms, "websocket": ws_ms}
+    return {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "browsers": args.browsers,
+        "websocket_clients": ws_clients,
+        "threads": args.threads,
+        "lines_logged": written,
+        "websocket_p99_ms": summary_figures(ws_ms)["p99_ms"],
+        "dom_p99_ms": summary_figures(browser_ms)["p99_ms"],
+        "lines_expected": {"tab_dom": written * args.browsers, "websocket": written * ws_clients},
+        **{name: summary_figures(values) for name, values in latencies.items()},
+        "cpu_share": {name: round(share, 3) for name, share in cpu.items()},
+    }
 
 
 class Tabs:
@@ -339,6 +359,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15, help="measured duration")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured start")
     parser.add_argument("--threads", type=int, default=32, help="gunicorn gthread threads")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one line: a JSON object of the figures"
+    )
     args = parser.parse_args()
     args.browsers = min(args.browsers, args.clients)
     return args

@@ -1,6 +1,6 @@
 """Where the time of one log batch goes: the shipped write path against alternatives.
 
-    .venv/bin/python -m bench.log_write_paths [--batch 50000] [--repeat 3]
+    .venv/bin/python -m bench.log_write_paths [--batch 50000] [--repeat 3] [--json]
 
 In this process, on its own PostgreSQL database (migrated, so the same table, indexes and
 foreign key), each path writes ``--batch`` lines ``--repeat`` times, as one flush of one
@@ -17,6 +17,8 @@ CPU seconds say more than wall time on a machine that is busy with other work.
 - ``publish only``: the shipped event building and PUBLISH for the batch, without the INSERT.
 - ``COPY alone``: into ``daemon_logs``, then into scratch copies of it without the foreign key
   (a trigger per row) and without the secondary indexes, to price each.
+
+With ``--json`` the last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from bench.harness import BenchServices, backend_pids, cpu_seconds, machine_load, note, table
+from bench.harness import (
+    BenchServices,
+    add_json_option,
+    backend_pids,
+    cpu_seconds,
+    machine_load,
+    note,
+    print_json,
+    table,
+)
 from stashhog.extensions import db
 from stashhog.services.daemon_logs import LogLine, _insert, publish_log_lines, write_log_batch
 from stashhog.services.fencing import hold_generation
@@ -155,8 +166,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=50_000, help="lines per batch (MAX_BATCH)")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many per path")
+    add_json_option(parser)
     args = parser.parse_args()
-    rows = []
+    paths = []
     with BenchServices() as bench:
         note(machine_load())
         daemon_id = bench.create_daemon("TEST_BURST", {"lines": 0})
@@ -169,23 +181,42 @@ def main() -> None:
                 db.session.execute(text(statement))
             db.session.commit()
             for label, write in PATHS.items():
-                wall, client, server = run_path(
-                    bench, write, daemon_id, seqs, args.batch, args.repeat
-                )
-                rows.append(
-                    [
-                        label,
-                        f"{wall:.3f}",
-                        f"{client:.3f}",
-                        f"{server:.3f}",
-                        f"{args.batch / wall:,.0f}",
-                        f"{args.batch / (client + server):,.0f}",
-                    ]
-                )
+                timing = run_path(bench, write, daemon_id, seqs, args.batch, args.repeat)
+                paths.append(path_figures(label, args.batch, *timing))
         note(machine_load())
     print(f"\none batch of {args.batch:,} lines, best of {args.repeat}")
     headers = ["path", "wall s", "client CPU s", "PG CPU s", "lines/s", "lines/CPU-s"]
-    print(table(headers, rows))
+    print(table(headers, [table_row(path) for path in paths]))
+    if args.json:
+        shipped = paths[0]  # write_log_batch
+        print_json(
+            "log_write_paths",
+            {
+                "batch": args.batch,
+                "repeat": args.repeat,
+                "shipped_lines_per_s": shipped["lines_per_s"],
+                "shipped_lines_per_cpu_s": shipped["lines_per_cpu_s"],
+                "paths": paths,
+            },
+        )
+
+
+def table_row(path: dict) -> list[str]:
+    seconds = (f"{path[key]:.3f}" for key in ("wall_s", "client_cpu_s", "pg_cpu_s"))
+    rates = (f"{path[key] or 0:,}" for key in ("lines_per_s", "lines_per_cpu_s"))
+    return [path["path"], *seconds, *rates]
+
+
+def path_figures(label: str, batch: int, wall: float, client: float, server: float) -> dict:
+    """One path's figures (seconds per batch, lines per second), as --json names them."""
+    return {
+        "path": label,
+        "wall_s": round(wall, 3),
+        "client_cpu_s": round(client, 3),
+        "pg_cpu_s": round(server, 3),
+        "lines_per_s": round(batch / wall),
+        "lines_per_cpu_s": round(batch / (client + server)) if client + server else None,
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Memory per running daemon on a real prefork ``daemons`` worker.
 
-    .venv/bin/python -m bench.memory [--daemons 4] [--concurrency 4] [--settle 5]
+    .venv/bin/python -m bench.memory [--daemons 4] [--concurrency 4] [--settle 5] [--json]
 
 Starts ``celery worker -Q daemons -P prefork -c N --disable-prefetch`` and reads, with psutil's
 ``memory_full_info()``, the USS (memory only this process holds), PSS (USS plus its share of
@@ -12,6 +12,7 @@ runs in it; the per-slot cost is what an idle pool child holds whether or not a 
 
 The same is then measured on a second worker that calls ``gc.freeze()`` before the pool forks
 (``bench/gc_freeze.py``, loaded through ``DAEMON_MODULES``), unless ``--no-gc-freeze``.
+With ``--json`` the last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -22,12 +23,34 @@ import time
 
 import psutil
 
-from bench.harness import DAEMON_MODULES, BenchServices, machine_load, note, table
+from bench.harness import (
+    DAEMON_MODULES,
+    BenchServices,
+    add_json_option,
+    machine_load,
+    note,
+    print_json,
+    table,
+)
 from stashhog.models import DaemonType
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 
 CONFIG = {"log_interval": 0.5, "heartbeat_interval": 1, "job_interval": 86400}
 MB = 1024 * 1024
+# Figure (its name in --json, MB) -> its label in the summary table.
+FIGURES = {
+    "idle_child_uss_mean": "idle pool child USS (per slot, paid at -c), mean",
+    "idle_child_uss_max": "idle pool child USS, max",
+    "main_uss_idle": "main process USS, no daemon",
+    "child_uss_growth_mean": "child USS growth with a daemon running, mean",
+    "child_uss_growth_max": "child USS growth with a daemon running, max",
+    "running_child_uss_mean": "child USS of a running daemon (slot + daemon), mean",
+    "running_child_pss_mean": "child PSS of a running daemon, mean",
+    "worker_uss_idle": "worker total USS, no daemon",
+    "worker_uss_running": "worker total USS, {daemons} daemons running",
+    "worker_uss_per_daemon": "worker total USS growth per running daemon",
+    "child_uss_kept_after_stop_mean": "child USS kept after its daemon stopped, mean",
+}
 
 
 def measure(worker) -> dict[int, tuple[str, float, float, float]]:
@@ -62,23 +85,19 @@ def summarise(idle: dict, running: dict, stopped: dict, busy: set[int], count: i
     kept = [stopped[pid][1] - idle[pid][1] for pid in busy if pid in idle and pid in stopped]
     total = [sum(size[1] for size in phase.values()) for phase in (idle, running, stopped)]
     return {
-        "idle pool child USS (per slot, paid at -c), mean": statistics.mean(
-            children_uss(idle, children)
-        ),
-        "idle pool child USS, max": max(children_uss(idle, children)),
-        "main process USS, no daemon": next(s[1] for s in idle.values() if s[0] == "main"),
-        "child USS growth with a daemon running, mean": statistics.mean(growth),
-        "child USS growth with a daemon running, max": max(growth),
-        "child USS of a running daemon (slot + daemon), mean": statistics.mean(
-            children_uss(running, busy)
-        ),
-        "child PSS of a running daemon, mean": statistics.mean(
+        "idle_child_uss_mean": statistics.mean(children_uss(idle, children)),
+        "idle_child_uss_max": max(children_uss(idle, children)),
+        "main_uss_idle": next(s[1] for s in idle.values() if s[0] == "main"),
+        "child_uss_growth_mean": statistics.mean(growth),
+        "child_uss_growth_max": max(growth),
+        "running_child_uss_mean": statistics.mean(children_uss(running, busy)),
+        "running_child_pss_mean": statistics.mean(
             running[pid][2] for pid in busy if pid in running
         ),
-        "worker total USS, no daemon": total[0],
-        f"worker total USS, {count} daemons running": total[1],
-        "worker total USS growth per running daemon": (total[1] - total[0]) / count,
-        "child USS kept after its daemon stopped, mean": statistics.mean(kept),
+        "worker_uss_idle": total[0],
+        "worker_uss_running": total[1],
+        "worker_uss_per_daemon": (total[1] - total[0]) / count,
+        "child_uss_kept_after_stop_mean": statistics.mean(kept),
     }
 
 
@@ -119,22 +138,46 @@ def main() -> None:
         action="store_true",
         help="skip the second worker with gc.freeze() before fork",
     )
+    add_json_option(parser)
     args = parser.parse_args()
-    variants = {"as shipped": {}}
+    # Variant (its name in --json) -> its label and the worker's extra environment.
+    variants = {"as_shipped": ("as shipped", {})}
     if not args.no_gc_freeze:
-        variants["gc.freeze() at worker_init"] = {
-            "STASHHOG_DAEMON_MODULES": f"{DAEMON_MODULES},bench.gc_freeze"
-        }
+        variants["gc_freeze"] = (
+            "gc.freeze() at worker_init",
+            {"STASHHOG_DAEMON_MODULES": f"{DAEMON_MODULES},bench.gc_freeze"},
+        )
     with BenchServices() as bench:
         note(machine_load())
-        results = {label: run_variant(bench, label, env, args) for label, env in variants.items()}
+        results = {
+            name: run_variant(bench, label, env, args) for name, (label, env) in variants.items()
+        }
         note(machine_load())
     print(f"\nsummary (MB), -c {args.concurrency}, {args.daemons} TEST_DAEMON daemons")
     rows = [
-        [measure_, *(f"{result[measure_]:.1f}" for result in results.values())]
-        for measure_ in next(iter(results.values()))
+        [label.format(daemons=args.daemons), *(f"{r[name]:.1f}" for r in results.values())]
+        for name, label in FIGURES.items()
     ]
-    print(table(["measure", *results], rows))
+    print(table(["measure", *(label for label, _env in variants.values())], rows))
+    if args.json:
+        print_json("memory", summary(results, args))
+
+
+def summary(results: dict[str, dict[str, float]], args) -> dict:
+    """The ``--json`` object (MB): the headline figures of the shipped worker, then every
+    figure of each variant."""
+    shipped = results["as_shipped"]
+    return {
+        "concurrency": max(args.concurrency, args.daemons),
+        "daemons": args.daemons,
+        "idle_slot_uss_mb": round(shipped["idle_child_uss_mean"], 1),
+        "per_daemon_uss_mb": round(shipped["worker_uss_per_daemon"], 1),
+        "worker_uss_running_mb": round(shipped["worker_uss_running"], 1),
+        "variants": {
+            name: {f"{key}_mb": round(value, 2) for key, value in figures.items()}
+            for name, figures in results.items()
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Start and stop latency of one daemon on a real prefork ``daemons`` worker.
 
     .venv/bin/python -m bench.start_stop [--cycles 200] [--concurrency 2] [--api-cycles 20]
-                                         [--immediate-cycles 40]
+                                         [--immediate-cycles 40] [--json]
 
 Each cycle calls ``start_daemon`` (the service behind ``POST /api/daemons/<id>/start``) and
 polls the ``daemons`` row on a plain psycopg2 connection every ``--poll`` seconds (1 ms) until
@@ -17,6 +17,8 @@ connection per request). ``--immediate-cycles`` more cycles stop as soon as RUNN
 without waiting for the control subscription: a stop that has not finished after
 ``--stop-timeout`` counts as hung; the bench then SIGKILLs that pool child by pid (what the
 supervisor's escalation does) and waits for the lease to expire. Target: p99 <= 25 ms.
+
+With ``--json`` the last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ from werkzeug.serving import make_server
 from bench.harness import (
     SUMMARY_HEADERS,
     BenchServices,
+    add_json_option,
     machine_load,
     note,
     poll,
+    print_json,
+    summary_figures,
     summary_row,
     table,
 )
@@ -62,6 +67,18 @@ ON_STOP_SQL = (
     "FROM daemon_logs WHERE daemon_id = %s AND generation = %s"
 )
 START_TIMEOUT = 5.0
+TARGET_P99_MS = 25.0
+# Samples field -> the measure's label in the tables (the field is its name in --json).
+MEASURES = {
+    "start_call": "start: call returned",
+    "start_stamp": "start: started_at stamp - call",
+    "start_visible": "start: RUNNING+heartbeat visible",
+    "subscribed": "start: control channel subscribed",
+    "stop_call": "stop: call returned",
+    "on_stop_stamp": "stop: on_stop line's created_at - call",
+    "stop_stamp": "stop: stopped_at stamp - call",
+    "stop_visible": "stop: STOPPED+on_stop visible",
+}
 
 
 @dataclass
@@ -80,6 +97,19 @@ class Samples:
     reasons: Counter = field(default_factory=Counter)  # the instance's "stopped (...)" line
     hung: int = 0
     anomalies: list[str] = field(default_factory=list)
+
+    def mean_poll_ms(self) -> float:
+        return self.poll_time / self.polls * 1000 if self.polls else 0.0
+
+    def figures(self, cycles: int) -> dict:
+        """This run's figures for ``--json``."""
+        return {
+            "cycles": cycles,
+            "hung": self.hung,
+            "anomalies": self.anomalies,
+            "row_poll_ms": round(self.mean_poll_ms(), 3),
+            **{name: summary_figures(getattr(self, name)) for name in MEASURES},
+        }
 
 
 class Cycler:
@@ -217,20 +247,10 @@ def http_functions(port: int):
 
 
 def report(title: str, samples: Samples, cycles: int) -> None:
-    rows = [
-        summary_row("start: call returned", samples.start_call),
-        summary_row("start: started_at stamp - call", samples.start_stamp),
-        summary_row("start: RUNNING+heartbeat visible", samples.start_visible),
-        summary_row("start: control channel subscribed", samples.subscribed),
-        summary_row("stop: call returned", samples.stop_call),
-        summary_row("stop: on_stop line's created_at - call", samples.on_stop_stamp),
-        summary_row("stop: stopped_at stamp - call", samples.stop_stamp),
-        summary_row("stop: STOPPED+on_stop visible", samples.stop_visible),
-    ]
+    rows = [summary_row(label, getattr(samples, name)) for name, label in MEASURES.items()]
     print(f"\n{title}")
     print(table(SUMMARY_HEADERS, rows))
-    mean_poll = samples.poll_time / samples.polls * 1000 if samples.polls else 0
-    print(f"row poll: one read every {mean_poll:.2f} ms on average")
+    print(f"row poll: one read every {samples.mean_poll_ms():.2f} ms on average")
     print(f"pool children used (pid: cycles): {dict(samples.pids)}")
     print(f"what stopped the instance (its last line: cycles): {dict(samples.reasons)}")
     print(f"stops hung: {samples.hung} of {cycles}")
@@ -255,6 +275,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poll", type=float, default=0.001, help="seconds between row reads")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between cycles")
     parser.add_argument("--stop-timeout", type=float, default=3.0, help="a stop is hung after")
+    add_json_option(parser)
     return parser.parse_args()
 
 
@@ -265,45 +286,55 @@ def main() -> None:
         bench.start_daemons_worker(args.concurrency)
         daemon_id = bench.create_daemon(DaemonType.TEST_DAEMON, CONFIG)
         cycler = Cycler(bench, daemon_id, args)
-        service = service_functions(bench.app)
-        warmup = Samples()
-        cycler.run(args.warmup, *service, warmup)
-        note(
-            f"warm-up: start {[round(v) for v in warmup.start_visible]} ms, stop "
-            f"{[round(v) for v in warmup.stop_visible]} ms"
-        )
-        samples = Samples()
-        cycler.run(args.cycles, *service, samples)
-        report(
-            f"service calls, {args.cycles} cycles, prefork -c {args.concurrency} "
-            "--disable-prefetch, stop once the instance is up",
-            samples,
-            args.cycles,
-        )
-        if args.api_cycles:
-            server = serve(bench.app)
-            try:
-                api = Samples()
-                cycler.run(args.api_cycles, *http_functions(server.server_port), api)
-                report(
-                    f"HTTP API (werkzeug, POST .../start then .../stop), {args.api_cycles} "
-                    "cycles, stop once the instance is up",
-                    api,
-                    args.api_cycles,
-                )
-            finally:
-                server.shutdown()
-        if args.immediate_cycles:
-            immediate = Samples()
-            cycler.run(args.immediate_cycles, *service, immediate, settle=False)
-            report(
-                f"service calls, {args.immediate_cycles} cycles, stop as soon as RUNNING "
-                "is visible",
-                immediate,
-                args.immediate_cycles,
-            )
+        runs = measure(bench, cycler, args)
         cycler.conn.close()
         note(machine_load())
+    if args.json:
+        print_json("start_stop", summary(runs))
+
+
+def measure(bench: BenchServices, cycler: Cycler, args) -> dict[str, tuple[Samples, int]]:
+    """The service, HTTP API and immediate-stop runs, each reported as it ends."""
+    service = service_functions(bench.app)
+    warmup = Samples()
+    cycler.run(args.warmup, *service, warmup)
+    note(
+        f"warm-up: start {[round(v) for v in warmup.start_visible]} ms, stop "
+        f"{[round(v) for v in warmup.stop_visible]} ms"
+    )
+    server = serve(bench.app)
+    up = "stop once the instance is up"
+    plans = [  # name, cycles, (start, stop), wait for the control subscription, title
+        ("service", args.cycles, service, True,
+         f"service calls, {args.cycles} cycles, prefork -c {args.concurrency} "
+         f"--disable-prefetch, {up}"),
+        ("api", args.api_cycles, http_functions(server.server_port), True,
+         f"HTTP API (werkzeug, POST .../start then .../stop), {args.api_cycles} cycles, {up}"),
+        ("immediate", args.immediate_cycles, service, False,
+         f"service calls, {args.immediate_cycles} cycles, stop as soon as RUNNING is visible"),
+    ]  # fmt: skip
+    runs = {}
+    try:
+        for name, cycles, (start, stop), settle, title in plans:
+            if cycles or name == "service":
+                runs[name] = (Samples(), cycles)
+                cycler.run(cycles, start, stop, runs[name][0], settle)
+                report(title, *runs[name])
+    finally:
+        server.shutdown()
+    return runs
+
+
+def summary(runs: dict[str, tuple[Samples, int]]) -> dict:
+    """The ``--json`` object: the headline p99s of the service run, then every run."""
+    service = runs["service"][0]
+    return {
+        "start_p99_ms": summary_figures(service.start_visible)["p99_ms"],
+        "stop_p99_ms": summary_figures(service.stop_visible)["p99_ms"],
+        "target_p99_ms": TARGET_P99_MS,
+        "hung": sum(samples.hung for samples, _cycles in runs.values()),
+        "runs": {name: samples.figures(cycles) for name, (samples, cycles) in runs.items()},
+    }
 
 
 if __name__ == "__main__":
