@@ -194,6 +194,11 @@ class DaemonOut(Out):
     updated_at: AwareDatetime
     health: Literal["healthy", "unhealthy", "stopped"]
     health_reason: str | None
+    heartbeat_deadline: AwareDatetime | None = Field(
+        description="While it should be starting or running: when it turns unhealthy unless "
+        "its next heartbeat (while STARTING, a worker's claim) arrives first. A page compares "
+        "it with its clock."
+    )
     uptime_seconds: float | None
 
 

@@ -21,7 +21,8 @@ from stashhog.daemons.config import DaemonConfig, validate_configuration
 from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
-from stashhog.services.daemon_queries import find_daemon_row, present
+from stashhog.services.daemon_health import present
+from stashhog.services.daemon_queries import find_daemon_row
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
 from stashhog.services.errors import Conflict, Invalid, NotFound
 from stashhog.services.lease import lease_holders
@@ -100,11 +101,12 @@ def update_daemon(
             data = change_daemon(row.id, conn=conn, **values) if values else None
     except IntegrityError:
         raise Conflict(f"a daemon named {name!r} already exists") from None
+    fresh = find_daemon_row(daemon_id)
     if data is not None:
-        publish_change(data, status_changed=False)
+        publish_change(fresh, status_changed=False)
     restart_required = "configuration" in values and _restart_needed(row, values)
     return {
-        "daemon": present(find_daemon_row(daemon_id), lease, datetime.now(UTC)),
+        "daemon": present(fresh, lease, datetime.now(UTC)),
         "updated": sorted(values),
         "restart_required": restart_required,
     }

@@ -24,12 +24,8 @@ from stashhog.daemons.config import validate_configuration
 from stashhog.events import control_channel, get_redis
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
-from stashhog.services.daemon_queries import (
-    STARTING_GRACE,
-    all_daemon_rows,
-    find_daemon_row,
-    get_daemon,
-)
+from stashhog.services.daemon_health import STARTING_GRACE
+from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row, get_daemon
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.errors import Conflict, Invalid, ServiceError, Unavailable
 from stashhog.services.lease import lease_holder

@@ -1,37 +1,25 @@
-"""Reading daemons back: health, uptime, logs and job history, for the API, CLI and pages.
-
-Health is derived, never stored. A daemon is *healthy* when it should run and does: its row is
-RUNNING, its instance holds the Redis lease, and a heartbeat arrived within twice its
-``heartbeat_interval`` (the runtime beats on a coroutine of its own, so a daemon sleeping in
-``self.sleep`` keeps beating); a daemon still within the start-up grace counts as healthy,
-with the reason "starting". It is *unhealthy* when it should run and does not (no live
-instance, a silent heartbeat, ended in ERROR, or not picked up by a worker), with the reason.
-Everything else is *stopped*, with a reason too (stopped, stopping, disabled, after an error).
-"""
+"""Reading daemons back: one row or all, with their health (see ``daemon_health``), the
+health report, logs and job history, for the API, CLI and pages."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
-from stashhog.daemons import ConfigurationError, UnknownDaemonType, get_daemon_class
-from stashhog.daemons.config import DaemonConfig, validate_configuration
 from stashhog.extensions import db
 from stashhog.models import (
     Daemon,
     DaemonJobAction,
     DaemonJobHistory,
     DaemonLog,
-    DaemonStatus,
-    DesiredState,
     Job,
     LogLevel,
 )
-from stashhog.models.enums import LIVE_STATES
-from stashhog.serializers import daemon_to_dict, history_to_dict, iso, log_to_dict
+from stashhog.serializers import history_to_dict, iso, log_to_dict
+from stashhog.services.daemon_health import HEALTHY, STOPPED, UNHEALTHY, present
 from stashhog.services.errors import Invalid, NotFound
 from stashhog.services.lease import lease_holders
 
@@ -42,88 +30,11 @@ jobs = Job.__table__
 
 # Most rows one logs or history query returns; larger requests are capped, not refused.
 MAX_LIMIT = 1000
-# A start that no worker has picked up within this long may be dispatched again.
-STARTING_GRACE = timedelta(seconds=10)
-HEALTHY, UNHEALTHY, STOPPED = "healthy", "unhealthy", "stopped"
-# The runtime checks its heartbeat every 0.1 s, so no heartbeat comes faster than that; the
-# slack covers the database write and clock differences between worker and web hosts.
-HEARTBEAT_TICK, HEARTBEAT_SLACK = 0.1, 0.5
-
-
-class Health(NamedTuple):
-    state: str
-    reason: str | None
 
 
 class _JobView(NamedTuple):
     type: str
     status: str
-
-
-# -- health ------------------------------------------------------------------------------
-
-
-def heartbeat_interval(row: Any) -> float:
-    """The daemon's effective ``heartbeat_interval`` (stored over defaults)."""
-    try:
-        schema = get_daemon_class(row.type).Config
-        return validate_configuration(schema, row.configuration).heartbeat_interval
-    except (UnknownDaemonType, ConfigurationError):
-        return DaemonConfig.model_fields["heartbeat_interval"].default
-
-
-def daemon_health(row: Any, lease: int | None, now: datetime) -> Health:
-    """Healthy, unhealthy (with the reason) or stopped; ``lease`` is the holding generation."""
-    if row.desired_state != DesiredState.RUNNING:
-        return Health(STOPPED, _stopped_reason(row))
-    if row.status == DaemonStatus.ERROR:
-        return Health(UNHEALTHY, f"ended in error: {row.last_error or 'unknown error'}")
-    if row.status == DaemonStatus.STARTING:
-        if now - row.updated_at <= STARTING_GRACE:
-            return Health(HEALTHY, "starting")
-        waited = (now - row.updated_at).total_seconds()
-        return Health(UNHEALTHY, f"no worker has started it after {waited:.0f}s")
-    if row.status != DaemonStatus.RUNNING:
-        return Health(UNHEALTHY, f"should be running but is {row.status}")
-    return _running_health(row, lease, now)
-
-
-def _running_health(row: Any, lease: int | None, now: datetime) -> Health:
-    if lease is None:
-        return Health(UNHEALTHY, "no live instance: its lease has expired")
-    if lease != row.generation:
-        return Health(UNHEALTHY, f"lease held by generation {lease}, not {row.generation}")
-    interval = heartbeat_interval(row)
-    beat = row.last_heartbeat or row.started_at or row.updated_at
-    silent = (now - beat).total_seconds()
-    if silent > 2 * max(interval, HEARTBEAT_TICK) + HEARTBEAT_SLACK:
-        return Health(UNHEALTHY, f"no heartbeat for {silent:.0f}s (interval {interval:g}s)")
-    return Health(HEALTHY, None)
-
-
-def _stopped_reason(row: Any) -> str:
-    if row.status == DaemonStatus.ERROR:
-        return f"stopped after an error: {row.last_error or 'unknown error'}"
-    if row.status in LIVE_STATES:
-        return "stopping"
-    return "disabled" if not row.enabled else "stopped"
-
-
-def uptime_seconds(row: Any, now: datetime) -> float | None:
-    if row.status != DaemonStatus.RUNNING or row.started_at is None:
-        return None
-    return round(max((now - row.started_at).total_seconds(), 0.0), 3)
-
-
-def present(row: Any, lease: int | None, now: datetime) -> dict[str, Any]:
-    """The daemon dict plus ``health``, ``health_reason`` and ``uptime_seconds``."""
-    health = daemon_health(row, lease, now)
-    return {
-        **daemon_to_dict(row),
-        "health": health.state,
-        "health_reason": health.reason,
-        "uptime_seconds": uptime_seconds(row, now),
-    }
 
 
 def find_daemon_row(ref: uuid.UUID | str) -> Any:

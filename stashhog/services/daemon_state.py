@@ -3,6 +3,9 @@
 Runtime writes pass the instance's generation as ``if_generation``: the UPDATE matches only
 while that instance still owns the daemon, so a stale instance's write changes nothing
 (fencing). Service writes (start, stop) are conditional on the generation they read, too.
+
+The events carry the daemon as the API shows it, health included (``daemon_health``), so a
+page never works health out for itself.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
+from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, Row
 
@@ -18,7 +23,9 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.serializers import daemon_to_dict
+from stashhog.services.daemon_health import depends_on_lease, present
 from stashhog.services.fencing import bound_lock_holding
+from stashhog.services.lease import lease_holder
 
 daemons = Daemon.__table__
 
@@ -49,9 +56,8 @@ def change_daemon(
         row = _update_row(own, daemon_id, conditions, values)
     if row is None:
         return None
-    data = daemon_to_dict(row)
-    publish_change(data, status_changed="status" in values)
-    return data
+    publish_change(row, status_changed="status" in values)
+    return daemon_to_dict(row)
 
 
 def _update_row(conn: Connection, daemon_id, conditions: dict, values: dict) -> Row | None:
@@ -65,8 +71,16 @@ def _update_row(conn: Connection, daemon_id, conditions: dict, values: dict) -> 
     return conn.execute(stmt).first()
 
 
-def publish_change(data: dict, *, status_changed: bool) -> None:
+def publish_change(row: Row, *, status_changed: bool) -> None:
     """``daemon_status`` when the status moved, and ``daemon_update`` always."""
+    try:
+        # Only when the verdict needs it: a stop's last write is not slowed by a lookup.
+        lease = lease_holder(row.id) if depends_on_lease(row) else None
+    except redis.RedisError:
+        # Publishing needs Redis too: the database is the record, events are best effort.
+        current_app.logger.warning("could not publish the change of daemon %s", row.id)
+        return
+    data = present(row, lease, datetime.now(UTC))
     if status_changed:
         publish(
             EventType.DAEMON_STATUS,
@@ -76,6 +90,9 @@ def publish_change(data: dict, *, status_changed: bool) -> None:
             generation=data["generation"],
             status_line=data["status_line"],
             last_error=data["last_error"],
+            health=data["health"],
+            health_reason=data["health_reason"],
+            heartbeat_deadline=data["heartbeat_deadline"],
             timestamp=data["updated_at"],
         )
     publish(EventType.DAEMON_UPDATE, data["id"], daemon=data)

@@ -13,12 +13,6 @@ const STATUS_TONES = {
   STOPPED: "idle",
   ERROR: "bad",
 };
-// Mirrors stashhog.services.daemon_queries.daemon_health, so a daemon that stops beating
-// turns unhealthy on screen without any event. Only the server sees the Redis lease: its
-// verdict (present on REST replies, absent on events) is kept until an event replaces it.
-const HEARTBEAT_SLACK = 2;
-const DEFAULT_HEARTBEAT_SECONDS = 10;
-const STARTING_GRACE_SECONDS = 10;
 
 export function statusTone(status) {
   return STATUS_TONES[status] || "idle";
@@ -37,28 +31,15 @@ const verdict = (state, reason) => ({
   text: { healthy: "Healthy", unhealthy: "Unhealthy", stopped: "Stopped" }[state],
 });
 
+// The verdict is the server's (stashhog.services.daemon_health), on REST replies and events
+// alike. The page only compares heartbeat_deadline with its clock: a daemon that stops
+// beating sends no event, yet turns unhealthy on screen.
 export function health(daemon, now = Date.now()) {
-  if (daemon.desired_state !== "RUNNING") {
-    if (daemon.status === "ERROR") return verdict("stopped", "after an error");
-    if (["STOPPING", "RUNNING", "STARTING"].includes(daemon.status)) return verdict("stopped", "stopping");
-    return verdict("stopped", daemon.enabled ? null : "disabled");
+  const deadline = parseTime(daemon.heartbeat_deadline);
+  if (daemon.health !== "unhealthy" && deadline !== null && now > deadline) {
+    return verdict("unhealthy", `heartbeat overdue by ${duration((now - deadline) / 1000)}`);
   }
-  if (daemon.status === "ERROR") return verdict("unhealthy", "ended in error");
-  const since = (iso) => (now - (parseTime(iso) ?? now)) / 1000;
-  if (daemon.status === "STARTING") {
-    const waited = since(daemon.updated_at);
-    return waited <= STARTING_GRACE_SECONDS
-      ? verdict("healthy", "starting")
-      : verdict("unhealthy", `no worker has started it after ${duration(waited)}`);
-  }
-  if (daemon.status !== "RUNNING") return verdict("unhealthy", `should be running but is ${daemon.status}`);
-  const interval = Number(daemon.configuration?.heartbeat_interval) || DEFAULT_HEARTBEAT_SECONDS;
-  const silent = since(daemon.last_heartbeat || daemon.started_at || daemon.updated_at);
-  if (silent > HEARTBEAT_SLACK * interval) {
-    return verdict("unhealthy", `no heartbeat for ${duration(silent)}`);
-  }
-  if (daemon.health === "unhealthy") return verdict("unhealthy", daemon.health_reason);
-  return verdict("healthy", null);
+  return verdict(daemon.health, daemon.health_reason);
 }
 
 export function uptime(daemon, now = Date.now()) {
@@ -168,20 +149,15 @@ export class DaemonStore {
   put(daemon) {
     const current = this.items.get(daemon.id);
     if (!isNewer(daemon, current)) return;
-    // Events carry no health verdict: drop the REST one rather than keep a stale verdict.
-    const fresh = "health" in daemon ? {} : { health: undefined, health_reason: undefined };
-    this.items.set(daemon.id, { ...current, ...daemon, ...fresh });
+    this.items.set(daemon.id, { ...current, ...daemon });
     this.onChange(this.items.get(daemon.id), !current);
   }
 
   patchStatus(event) {
     const current = this.items.get(event.daemon_id);
     if (!current || !isNewer(event, current)) return;
-    const { status, desired_state, generation, status_line, last_error, timestamp } = event;
-    this.put({
-      ...current,
-      ...{ status, desired_state, generation, status_line, last_error, updated_at: timestamp },
-      ...{ health: undefined, health_reason: undefined },
-    });
+    // Besides type, daemon_id and timestamp, a daemon_status event carries daemon fields.
+    const { type, daemon_id, timestamp, ...fields } = event;
+    this.put({ ...current, ...fields, updated_at: timestamp });
   }
 }

@@ -71,8 +71,7 @@ export class JobHistory {
 
   async lookUpJob(jobId) {
     try {
-      const body = await api(`/api/jobs/${jobId}`);
-      this.jobChanged(body.job || body);
+      this.jobChanged(await api(`/api/jobs/${jobId}`));
     } catch {
       // The row keeps "—"; a later job_update fills it in.
     }

@@ -4,7 +4,9 @@ nothing."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +38,16 @@ def error_of(response, status: int, code: str | None = None) -> dict:
     if code:
         assert error.code == code
     return response.get_json()["error"]
+
+
+def next_event(pubsub, event_type: str, timeout: float = 3) -> dict:
+    """The next event of ``event_type`` heard on ``pubsub`` (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and json.loads(message["data"])["type"] == event_type:
+            return json.loads(message["data"])
+    raise AssertionError(f"no {event_type} event within {timeout}s")
 
 
 def table_rows() -> dict[str, list[dict]]:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stashhog.api.schemas import HealthReport
+from stashhog.events import get_redis, key
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState
 from stashhog.services import lease
-from tests.api.conftest import UNKNOWN, error_of, set_row
+from stashhog.services.daemon_state import change_daemon
+from tests.api.conftest import UNKNOWN, error_of, next_event, set_row
 from tests.support.wait import eventually
 
 # -- health ------------------------------------------------------------------------------------
@@ -70,6 +72,31 @@ def test_heartbeat_threshold_is_twice_the_configured_interval(client, daemon):
         set_row(daemon.id, last_heartbeat=datetime.now(UTC) - timedelta(seconds=65))
         assert client.get(f"/api/daemons/{daemon.id}").get_json()["health"] == "unhealthy"
     finally:
+        lease.release_lease(daemon.id, 3)
+
+
+def test_heartbeat_deadline_and_verdict_are_published_in_the_api_and_the_events(client, daemon):
+    beat = datetime.now(UTC)
+    set_row(daemon.id, status="RUNNING", desired_state="RUNNING", generation=3,
+            configuration={"heartbeat_interval": 30}, last_heartbeat=beat)  # fmt: skip
+    lease.acquire_lease(daemon.id, 3, ttl=5)
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(key("events", "all"))
+    try:
+        body = client.get(f"/api/daemons/{daemon.id}").get_json()
+        assert datetime.fromisoformat(body["heartbeat_deadline"]) == beat + timedelta(seconds=60.5)
+
+        change_daemon(daemon.id, if_generation=3, status_line="busy")  # as the runtime writes
+        update = next_event(pubsub, "daemon_update")["daemon"]
+        assert (update["health"], update["heartbeat_deadline"]) == (
+            "healthy", body["heartbeat_deadline"])  # fmt: skip
+
+        change_daemon(daemon.id, if_generation=3, status="STOPPING", desired_state="STOPPED")
+        status = next_event(pubsub, "daemon_status")
+        assert (status["health"], status["health_reason"], status["heartbeat_deadline"]) == (
+            "stopped", "stopping", None)  # fmt: skip
+    finally:
+        pubsub.close()
         lease.release_lease(daemon.id, 3)
 
 

@@ -3,16 +3,13 @@ that refused updates leave the database as it was."""
 
 from __future__ import annotations
 
-import json
-import time
-
 import pytest
 
 from stashhog.api.schemas import DaemonUpdated
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
 from stashhog.models import Daemon
-from tests.api.conftest import UNKNOWN, error_of, set_row
+from tests.api.conftest import UNKNOWN, error_of, next_event, set_row
 
 # -- PUT /api/daemons/{id} ------------------------------------------------------------------------
 
@@ -68,13 +65,7 @@ def test_update_publishes_a_daemon_update_event(client, daemon):
     pubsub.subscribe(key("events", "all"))
     try:
         put(client, daemon, {"auto_start": True})
-        deadline = time.monotonic() + 3
-        events = []
-        while time.monotonic() < deadline and not any(e["type"] == "daemon_update" for e in events):
-            message = pubsub.get_message(timeout=0.2)
-            if message:
-                events.append(json.loads(message["data"]))
-        update = next(e for e in events if e["type"] == "daemon_update")
+        update = next_event(pubsub, "daemon_update")
         assert update["daemon_id"] == str(daemon.id) and update["daemon"]["auto_start"] is True
     finally:
         pubsub.close()

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 
 from stashhog.extensions import db
 from stashhog.models import Daemon
-from stashhog.services import daemon_control, daemon_queries
+from stashhog.services import daemon_control, daemon_queries, lease
 from stashhog.services.daemon_logs import LogLine, write_log_batch
 from tests.web.panel import LIVE, card, next_frame, open_detail, server_ids, shot, shown_ids
 
@@ -200,3 +200,35 @@ def test_long_logs_keep_a_bounded_window_and_load_older_lines(page, app, burst_d
     expect(page.locator(".log-line")).to_have_count(1000)
     ids = shown_ids(page)
     assert ids == server_ids(app, burst_daemon, ids[0] - 1, ids[-1] + 1)
+
+
+@pytest.fixture
+def silent_daemon(app):
+    """A RUNNING row whose instance holds its lease but will never beat again (no worker runs
+    it): healthy for 2 x 3 s + 0.5 s after its last heartbeat, then overdue."""
+    now = datetime.now(UTC)
+    with app.app_context():
+        daemon = Daemon(name=f"silent-{uuid.uuid4().hex[:6]}", type="TEST_DAEMON",
+                        configuration={"heartbeat_interval": 3}, status="RUNNING",
+                        desired_state="RUNNING", generation=1, started_at=now,
+                        last_heartbeat=now)  # fmt: skip
+        db.session.add(daemon)
+        db.session.commit()
+        daemon_id = daemon.id
+        db.session.remove()
+        lease.acquire_lease(daemon_id, 1, ttl=60)
+    yield {"id": str(daemon_id)}
+    with app.app_context():
+        lease.release_lease(daemon_id, 1)
+        db.session.execute(delete(Daemon).where(Daemon.id == daemon_id))
+        db.session.commit()
+
+
+def test_a_daemon_that_stops_beating_turns_unhealthy_without_any_event(page, silent_daemon):
+    open_detail(page, silent_daemon)
+    health = page.locator("[data-daemon-health]")
+    expect(health).to_have_attribute("data-health", "healthy")
+
+    # Nothing is published meanwhile: the page compares heartbeat_deadline with its clock.
+    expect(health).to_have_attribute("data-health", "unhealthy", timeout=LIVE)
+    expect(health).to_contain_text("heartbeat overdue")

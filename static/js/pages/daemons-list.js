@@ -120,8 +120,7 @@ function paintSummary() {
 
 async function load() {
   try {
-    const body = await api("/api/daemons");
-    const daemons = Array.isArray(body) ? body : body.daemons;
+    const { daemons } = await api("/api/daemons");
     for (const daemon of daemons) store.put(daemon);
     if (!daemons.length) {
       grid.replaceChildren();

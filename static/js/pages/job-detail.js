@@ -64,8 +64,7 @@ const live = startShell();
 live.on("job_update", (event) => put(event.job));
 live.on("synced", async () => {
   try {
-    const body = await api(`/api/jobs/${job.id}`);
-    put(body.job || body);
+    put(await api(`/api/jobs/${job.id}`));
   } catch (exc) {
     toast(`Could not refresh the job — ${exc.message}`, "bad");
   }

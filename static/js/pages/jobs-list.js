@@ -124,8 +124,8 @@ async function loadDaemonNames() {
 
 async function runTestJob(button) {
   try {
-    const body = await withBusy(button, "Queuing…", () => api("/api/jobs", { method: "POST", body: { type: "TEST" } }));
-    upsert(body.job || body, { fresh: true });
+    const job = await withBusy(button, "Queuing…", () => api("/api/jobs", { method: "POST", body: { type: "TEST" } }));
+    upsert(job, { fresh: true });
   } catch (exc) {
     toast(`Could not create a job — ${exc.message}`, "bad", 8);
   }
