@@ -1,6 +1,10 @@
-// Pieces shared by the job pages and the daemon's job history: status badges, progress bars.
+// Pieces shared by the job pages and the daemon's job history: status badges, progress bars,
+// the running time, and the Cancel button.
 
+import { api } from "./api.js";
 import { h, replaceChildren, setText } from "./dom.js";
+import { duration, parseTime, shortId } from "./format.js";
+import { toast, withBusy } from "./shell.js";
 
 const JOB_TONES = {
   pending: "idle",
@@ -50,4 +54,30 @@ export function paintProgress(bar, job) {
   bar.node.setAttribute("role", "progressbar");
   bar.node.setAttribute("aria-valuenow", String(value));
   setText(bar.pct, `${value}%`);
+}
+
+/** How long the job ran, or has been running (to ``now``) while it is active. */
+export function jobDuration(job, now) {
+  const start = parseTime(job.started_at);
+  const end = parseTime(job.completed_at) ?? (isActive(job) ? now : null);
+  return start && end ? duration((end - start) / 1000) : "—";
+}
+
+/** Shown while the job can still be cancelled; disabled once it is cancelling. */
+export function paintCancel(button, job) {
+  button.hidden = !isActive(job);
+  button.disabled = job.status === "cancelling" || button.classList.contains("busy");
+}
+
+/** Ask the API to cancel the job; the job as it replied, or null after a toast. */
+export async function cancelJob(job, button, reason) {
+  try {
+    const result = await withBusy(button, "Cancelling…", () =>
+      api(`/api/jobs/${job.id}/cancel`, { method: "POST", body: { reason } }),
+    );
+    return result.job;
+  } catch (exc) {
+    toast(`Could not cancel job ${shortId(job.id)} — ${exc.message}`, "bad", 8);
+    return null;
+  }
 }

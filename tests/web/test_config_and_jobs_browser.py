@@ -106,6 +106,25 @@ def test_cancel_a_job_from_the_jobs_page(page, app, jobs_worker):
         assert eventually(lambda: job_service.get_job(job_id).status == "cancelled")
 
 
+def test_cancel_a_job_from_its_page_and_its_running_time_stops(page, app, jobs_worker):
+    with app.app_context():
+        job_id = str(job_service.create_job("TEST", {"steps": 100, "step_seconds": 0.3}).id)
+    page.goto(f"/jobs/{job_id}")
+    expect(page.locator("[data-job-badge]")).to_have_text("running", timeout=LIVE)
+    ran = page.locator("[data-job-duration]")
+    expect(ran).to_have_text(re.compile(r"^[1-9]\d*s$"), timeout=LIVE)  # ticks while it runs
+
+    page.locator("[data-job-cancel]").click()
+
+    expect(page.locator("[data-job-badge]")).to_have_text("cancelled", timeout=LIVE)
+    expect(page.locator("[data-job-cancel]")).to_be_hidden()
+    with app.app_context():
+        assert eventually(lambda: job_service.get_job(job_id).status == "cancelled")
+    final = ran.text_content()
+    page.wait_for_timeout(1500)
+    assert ran.text_content() == final, "the running time went on after the job ended"
+
+
 def test_screenshots_of_each_page(page, app, running):
     with app.app_context():
         job_id = str(job_service.create_job("TEST", {"steps": 40, "step_seconds": 0.5}).id)

@@ -2,9 +2,9 @@
 
 import { api } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
-import { dateTime, duration, isNewer, parseTime } from "../format.js";
-import { isActive, paintJobBadge, paintProgress, progressBar } from "../job-view.js";
-import { onTick, startShell, toast, withBusy } from "../shell.js";
+import { dateTime, isNewer } from "../format.js";
+import { cancelJob, isActive, jobDuration, paintCancel, paintJobBadge, paintProgress, progressBar } from "../job-view.js";
+import { onTick, startShell, toast } from "../shell.js";
 
 let job = JSON.parse($("#job-boot").textContent);
 const bar = progressBar(true);
@@ -31,15 +31,12 @@ function paint() {
   setText($("[data-job-result]"), pretty(job.result));
   $("[data-job-error-panel]").hidden = !job.error;
   setText($("[data-job-error]"), job.error || "");
-  cancel.hidden = !isActive(job);
-  cancel.disabled = job.status === "cancelling" || cancel.classList.contains("busy");
+  paintCancel(cancel, job);
   tick(Date.now());
 }
 
 function tick(now) {
-  const start = parseTime(job.started_at);
-  const end = parseTime(job.completed_at) ?? (isActive(job) ? now : null);
-  setText($("[data-job-duration]"), start && end ? duration((end - start) / 1000) : "—");
+  setText($("[data-job-duration]"), jobDuration(job, now));
 }
 
 function put(next) {
@@ -49,14 +46,8 @@ function put(next) {
 }
 
 cancel.addEventListener("click", async () => {
-  try {
-    const result = await withBusy(cancel, "Cancelling…", () =>
-      api(`/api/jobs/${job.id}/cancel`, { method: "POST", body: { reason: "cancelled from the job page" } }),
-    );
-    put(result.job);
-  } catch (exc) {
-    toast(`Could not cancel — ${exc.message}`, "bad", 8);
-  }
+  const cancelled = await cancelJob(job, cancel, "cancelled from the job page");
+  if (cancelled) put(cancelled);
   paint();
 });
 

@@ -2,8 +2,17 @@
 
 import { api, query } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
-import { dateTime, duration, parseTime, shortId, isNewer } from "../format.js";
-import { isActive, jobBadge, paintJobBadge, paintProgress, progressBar } from "../job-view.js";
+import { dateTime, shortId, isNewer } from "../format.js";
+import {
+  cancelJob,
+  isActive,
+  jobBadge,
+  jobDuration,
+  paintCancel,
+  paintJobBadge,
+  paintProgress,
+  progressBar,
+} from "../job-view.js";
 import { onTick, startShell, toast, withBusy } from "../shell.js";
 
 const LIMIT = 200;
@@ -46,8 +55,7 @@ class JobRow {
     this.message.title = text;
     this.message.classList.toggle("muted", !job.error);
     this.paintDaemon();
-    this.cancel.hidden = !isActive(job);
-    this.cancel.disabled = job.status === "cancelling" || this.cancel.classList.contains("busy");
+    paintCancel(this.cancel, job);
     this.tick(Date.now());
   }
 
@@ -58,21 +66,12 @@ class JobRow {
   }
 
   tick(now) {
-    const start = parseTime(this.job.started_at);
-    const end = parseTime(this.job.completed_at) ?? (isActive(this.job) ? now : null);
-    setText(this.duration, start && end ? duration((end - start) / 1000) : "—");
+    setText(this.duration, jobDuration(this.job, now));
   }
 
   async cancelJob() {
-    try {
-      const result = await withBusy(this.cancel, "Cancelling…", () =>
-        api(`/api/jobs/${this.job.id}/cancel`, { method: "POST", body: { reason: "cancelled from the jobs page" } }),
-      );
-      this.update(result.job);
-    } catch (exc) {
-      toast(`Could not cancel job ${shortId(this.job.id)} — ${exc.message}`, "bad", 8);
-    }
-    this.update(this.job);
+    const job = await cancelJob(this.job, this.cancel, "cancelled from the jobs page");
+    this.update(job || this.job);
   }
 }
 
