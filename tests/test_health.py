@@ -87,10 +87,10 @@ def test_a_start_the_broker_refuses_is_undone(database_url, stopped_redis_url):
     """503 from the service, and the row is as it was: not left STARTING."""
     from sqlalchemy import select
 
+    from stashhog.errors import Unavailable
     from stashhog.extensions import db
     from stashhog.models import Daemon
     from stashhog.services.daemon_control import start_daemon
-    from stashhog.services.errors import Unavailable
 
     app = create_app(
         {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": stopped_redis_url, **KEY}

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from stashhog.celery_app import send_task
+from stashhog.errors import JobNotFound
 from stashhog.events import EventType, event_channel, get_redis
 from stashhog.extensions import db
 from stashhog.jobs import JobCancelled, JobContext, JobValidationError
@@ -278,7 +279,7 @@ def test_unknown_ids(clean_db):
     assert get_job(uuid.uuid4()) is None
     assert get_job("not-a-uuid") is None
     for unknown in (uuid.uuid4(), "not-a-uuid"):
-        with pytest.raises(job_service.JobNotFound):
+        with pytest.raises(JobNotFound):
             cancel_job(unknown)
 
 

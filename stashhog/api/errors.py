@@ -1,8 +1,8 @@
 """Every API error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status.
 
-Services raise ``ServiceError`` subclasses (404, 409, 422, 503); the job registry and the daemon
-registry raise their own lookup and validation errors; a broker or database that cannot be
-reached is 503. Anything else is logged and answered with a bare 500: never a traceback.
+Services, the registries and request parsing raise ``stashhog.errors`` errors, each carrying
+its status, code and offending key; a broker or database that cannot be reached is 503.
+Anything else is logged and answered with a bare 500: never a traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from stashhog.daemons import ConfigurationError, UnknownDaemonType
+from stashhog.errors import StashHogError
 from stashhog.jobs import JobValidationError
-from stashhog.services.errors import ServiceError
 
 # Failures of a dependency rather than of the request.
 UNAVAILABLE = (
@@ -27,27 +27,15 @@ UNAVAILABLE = (
 )
 
 
-class ApiError(Exception):
-    """Raised by routes; becomes an error response."""
-
-    def __init__(self, status: int, code: str, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
-
-
 def error_response(status: int, code: str, message: str, **details: object):
     body = {"error": {"code": code, "message": message, **details}}
     return jsonify(body), status
 
 
 def register_errorhandlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def handle_api_error(err: ApiError):
-        return error_response(err.status, err.code, err.message, **err.details)
-
-    @app.errorhandler(ServiceError)
-    def handle_service_error(err: ServiceError):
-        return error_response(err.status, err.code, err.message, **err.details)
+    @app.errorhandler(StashHogError)
+    def handle_error(err: StashHogError):
+        return jsonify({"error": err.to_dict()}), err.status
 
     @app.errorhandler(JobValidationError)
     def handle_job_validation(err: JobValidationError):

@@ -8,10 +8,8 @@ from flask import url_for
 
 from stashhog.api.openapi import route
 from stashhog.api.schemas import CancelJob, JobAction, JobCreate, JobList, JobOut, JobsQuery
-from stashhog.models import JobStatus
 from stashhog.serializers import job_to_dict
 from stashhog.services import job_service
-from stashhog.services.errors import Conflict, NotFound
 
 
 @route("GET /jobs", JobList, query=JobsQuery)
@@ -36,7 +34,7 @@ def create_job(body):
 @route("GET /jobs/<uuid:job_id>", JobOut)
 def get_job(job_id: uuid.UUID):
     """One job."""
-    return job_to_dict(_find(job_id))
+    return job_to_dict(job_service.find_job(job_id))
 
 
 @route(
@@ -48,27 +46,4 @@ def cancel_job(job_id: uuid.UUID, body: CancelJob | None):
     A pending job is cancelled at once; a running one is asked to stop and is ``cancelling``
     until it does. Cancelling a cancelled or cancelling job changes nothing; a completed or
     failed job is a 409."""
-    before = JobStatus(_find(job_id).status)
-    if before in (JobStatus.CANCELLED, JobStatus.CANCELLING):
-        return _cancel_result(_find(job_id), False, f"job is already {before}")
-    if before.is_terminal:
-        raise Conflict(f"job already ended: {before}")
-    try:
-        job = job_service.cancel_job(job_id, body.reason if body else None)
-    except job_service.JobNotFound:
-        raise NotFound(f"no job with id {job_id}") from None
-    status = JobStatus(job.status)
-    if status in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise Conflict(f"job ended before it could be cancelled: {status}")
-    return _cancel_result(job, True, f"job is {status}")
-
-
-def _find(job_id: uuid.UUID):
-    job = job_service.get_job(job_id)
-    if job is None:
-        raise NotFound(f"no job with id {job_id}")
-    return job
-
-
-def _cancel_result(job, changed: bool, message: str) -> dict:
-    return {"job": job_to_dict(job), "changed": changed, "message": message}
+    return job_service.request_cancellation(job_id, body.reason if body else None)

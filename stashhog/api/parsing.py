@@ -18,7 +18,7 @@ from flask import current_app, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from stashhog.api.errors import ApiError
+from stashhog.errors import ApiError
 
 
 def refuse_large_body() -> None:

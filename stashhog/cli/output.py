@@ -12,7 +12,7 @@ import click
 import redis
 from sqlalchemy.exc import OperationalError
 
-from stashhog.services.errors import NotFound, ServiceError
+from stashhog.errors import NotFound, StashHogError
 
 # Click's own usage errors exit 2 too: "you named something that is not there".
 NOT_FOUND_EXIT = 2
@@ -49,7 +49,7 @@ def reports_errors(command: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ServiceError as exc:
+        except StashHogError as exc:
             fail(exc.message, NOT_FOUND_EXIT if isinstance(exc, NotFound) else FAILURE_EXIT)
         except redis.RedisError as exc:
             fail(f"Redis error: {exc}")

@@ -8,6 +8,7 @@ import uuid
 from flask import current_app, send_file
 
 from stashhog.api.openapi import route
+from stashhog.errors import NotFound
 from stashhog.media import work
 from stashhog.media.duplicates import duplicate_groups
 from stashhog.media.library import get_media, list_media, media_to_dict
@@ -20,7 +21,6 @@ from stashhog.media.schemas import (
     ThumbnailQuery,
 )
 from stashhog.media.thumbnails import thumbnail_path
-from stashhog.services.errors import NotFound
 
 THUMBNAIL_MAX_AGE = 86400  # the URL changes with the cover (``?v=``), so caching is safe
 

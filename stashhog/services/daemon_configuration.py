@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 
 from stashhog.daemons import ConfigurationError, UnknownDaemonType, describe, get_daemon_class
 from stashhog.daemons.config import DaemonConfig, validate_configuration
+from stashhog.errors import Conflict, Invalid, NotFound
 from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
 from stashhog.services.daemon_health import present
 from stashhog.services.daemon_queries import find_daemon_row
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
-from stashhog.services.errors import Conflict, Invalid, NotFound
 from stashhog.services.lease import lease_holders
 
 

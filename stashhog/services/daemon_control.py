@@ -21,13 +21,13 @@ from sqlalchemy.engine import Row
 from stashhog.celery_app import get_celery, send_task
 from stashhog.daemons import ConfigurationError, get_daemon_class
 from stashhog.daemons.config import validate_configuration
+from stashhog.errors import Conflict, Invalid, StashHogError, Unavailable
 from stashhog.events import control_channel, get_redis
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
 from stashhog.services.daemon_health import STARTING_GRACE
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row, get_daemon
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.errors import Conflict, Invalid, ServiceError, Unavailable
 from stashhog.services.lease import lease_holder
 
 
@@ -256,6 +256,6 @@ def _each(rows: list[Any], action: Callable[[uuid.UUID], dict]) -> dict[str, Any
     for row in rows:
         try:
             changed += bool(action(row.id)["changed"])
-        except ServiceError as exc:
+        except StashHogError as exc:
             errors.append({"daemon_id": str(row.id), "name": row.name, "error": exc.message})
     return {"requested": len(rows), "changed": changed, "errors": errors, "skipped": 0}

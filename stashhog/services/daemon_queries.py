@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
+from stashhog.errors import Invalid, NotFound
 from stashhog.extensions import db
 from stashhog.models import (
     Daemon,
@@ -20,7 +21,6 @@ from stashhog.models import (
 )
 from stashhog.serializers import history_to_dict, iso, log_to_dict
 from stashhog.services.daemon_health import HEALTHY, STOPPED, UNHEALTHY, present
-from stashhog.services.errors import Invalid, NotFound
 from stashhog.services.lease import lease_holders
 
 daemons = Daemon.__table__

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from stashhog.celery_app import get_celery, send_task
+from stashhog.errors import Conflict, JobNotFound
 from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.jobs import JobContext, get_job_spec, parse_job_metadata, validate_job_metadata
@@ -34,10 +35,6 @@ from stashhog.serializers import job_to_dict
 CANCEL_GRACE_SECONDS = 10.0
 
 JobId = uuid.UUID | str
-
-
-class JobNotFound(LookupError):
-    """No job row has this id."""
 
 
 def update_job(
@@ -120,6 +117,14 @@ def get_job(job_id: JobId) -> Job | None:
     return db.session.get(Job, key, populate_existing=True)
 
 
+def find_job(job_id: JobId) -> Job:
+    """The job as it is now; ``JobNotFound`` when there is none."""
+    job = get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return job
+
+
 def list_jobs(
     status: JobStatus | str | None = None,
     type: JobType | str | None = None,
@@ -140,8 +145,7 @@ def list_jobs(
 def cancel_job(job_id: JobId, reason: str | None = None) -> Job:
     """Cancel a job: a pending one at once (it will never run), a running one cooperatively
     (CANCELLING until its handler stops). A finished job is returned unchanged."""
-    if get_job(job_id) is None:
-        raise JobNotFound(f"no job with id {job_id}")
+    find_job(job_id)
     message = f"Cancelled: {reason}" if reason else "Cancelled"
     job = update_job(
         job_id,
@@ -158,6 +162,25 @@ def cancel_job(job_id: JobId, reason: str | None = None) -> Job:
         job_id, only_from=[JobStatus.RUNNING], status=JobStatus.CANCELLING, message=message
     )
     return job or get_job(job_id)
+
+
+def request_cancellation(job_id: JobId, reason: str | None = None) -> dict[str, Any]:
+    """An operator's cancel: ``{"job", "changed", "message"}``. Cancelling a cancelled or
+    cancelling job changes nothing; one that completed or failed is a ``Conflict``."""
+    before = JobStatus(find_job(job_id).status)
+    if before in (JobStatus.CANCELLED, JobStatus.CANCELLING):
+        return _cancel_reply(find_job(job_id), False, f"job is already {before}")
+    if before.is_terminal:
+        raise Conflict(f"job already ended: {before}")
+    job = cancel_job(job_id, reason)
+    status = JobStatus(job.status)
+    if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise Conflict(f"job ended before it could be cancelled: {status}")
+    return _cancel_reply(job, True, f"job is {status}")
+
+
+def _cancel_reply(job: Job, changed: bool, message: str) -> dict[str, Any]:
+    return {"job": job_to_dict(job), "changed": changed, "message": message}
 
 
 def enforce_cancellations(grace: float = CANCEL_GRACE_SECONDS) -> list[Job]:

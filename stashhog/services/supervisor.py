@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
 from stashhog.celery_app import get_celery
+from stashhog.errors import StashHogError
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
 from stashhog.models import (
@@ -31,7 +32,6 @@ from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.errors import ServiceError
 from stashhog.services.lease import lease_holders
 
 daemons = Daemon.__table__
@@ -77,7 +77,7 @@ def reconcile() -> PassReport | None:
         for row in rows:
             try:
                 reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
-            except ServiceError as exc:
+            except StashHogError as exc:
                 report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
         return report
     finally:

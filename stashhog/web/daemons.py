@@ -4,8 +4,8 @@ import uuid
 
 from flask import render_template
 
+from stashhog.errors import NotFound
 from stashhog.services.daemon_queries import get_daemon
-from stashhog.services.errors import NotFound
 from stashhog.web import bp, not_found
 
 

@@ -105,7 +105,7 @@ def test_a_start_while_the_previous_instance_is_stopping_gives_one_instance(make
 
 
 def test_disabled_daemon_refuses_to_start(make_daemon):
-    from stashhog.services.errors import Conflict
+    from stashhog.errors import Conflict
 
     daemon = make_daemon(enabled=False)
     with pytest.raises(Conflict, match="disabled"):
