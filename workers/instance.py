@@ -22,7 +22,6 @@ from flask import Flask
 from sqlalchemy import select
 
 from stashhog.daemons.base import BaseDaemon
-from stashhog.daemons.job_tracker import JobTracker
 from stashhog.events import control_channel
 from stashhog.extensions import db
 from stashhog.models import Daemon, DesiredState
@@ -30,6 +29,7 @@ from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
 from workers.control_watcher import ControlWatcher
+from workers.job_tracker import JobTracker
 from workers.log_pipeline import LogPipeline
 
 logger = logging.getLogger(__name__)

@@ -11,17 +11,26 @@ import asyncio
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from stashhog.daemons.config import DaemonConfig
 from stashhog.models import LogLevel
 
-if TYPE_CHECKING:
-    from stashhog.daemons.job_tracker import JobTracker
-
 
 class JobLimitReached(RuntimeError):
     """``launch_job`` refused: the daemon already has ``max_active_jobs`` pending or running."""
+
+
+class DaemonJobs(Protocol):
+    """The job helpers the runtime gives a daemon instance (``workers.job_tracker``)."""
+
+    active: set[uuid.UUID]
+
+    async def launch(
+        self, job_type: str, metadata: dict, reason: str | None, limit: int | None = None
+    ) -> uuid.UUID: ...
+    async def wait(self, job_id: uuid.UUID, timeout: float | None = None) -> dict: ...
+    async def cancel(self, job_id: uuid.UUID, reason: str | None) -> dict: ...
 
 
 class DaemonHost(Protocol):
@@ -30,7 +39,7 @@ class DaemonHost(Protocol):
     daemon_id: uuid.UUID
     generation: int
     stop_event: asyncio.Event
-    jobs: JobTracker
+    jobs: DaemonJobs
 
     def emit_log(self, level: str, message: str) -> None: ...
     async def flush_logs(self) -> None: ...

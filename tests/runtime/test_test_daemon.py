@@ -81,7 +81,7 @@ def test_cancel_job_from_a_daemon_records_one_terminal_cancelled(make_daemon, ap
     import asyncio
     import uuid
 
-    from stashhog.daemons.job_tracker import JobTracker
+    from workers.job_tracker import JobTracker
 
     daemon = make_daemon(configuration={"heartbeat_interval": 1.0})
     daemon_id, generation = daemon.id, daemon.generation

@@ -1,4 +1,5 @@
-"""Jobs a daemon instance launched or adopted, watched until each ends.
+"""Jobs a daemon instance launched or adopted, watched until each ends: the runtime's side of
+``BaseDaemon``'s job helpers (``DaemonHost.jobs``).
 
 History is written here: LAUNCHED, MONITORED (adopted after a restart), and exactly one
 terminal record (FINISHED, FAILED or CANCELLED) per job, with the outcome in ``reason``.
