@@ -41,14 +41,20 @@ def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
 
 
 def log_to_dict(log: DaemonLog) -> dict[str, Any]:
+    return log_line_to_dict(log.id, log.daemon_id, log.generation, log)
+
+
+def log_line_to_dict(log_id: int, daemon_id: object, generation: int | None, line: Any) -> dict:
+    """The one shape of a log line; ``line`` has ``level``, ``message``, ``created_at`` and
+    ``seq`` (a stored row, or a line the runtime has just written and knows the id of)."""
     return {
-        "id": log.id,
-        "daemon_id": str(log.daemon_id),
-        "level": log.level,
-        "message": log.message,
-        "created_at": iso(log.created_at),
-        "generation": log.generation,
-        "seq": log.seq,
+        "id": log_id,
+        "daemon_id": str(daemon_id),
+        "level": line.level,
+        "message": line.message,
+        "created_at": iso(line.created_at),
+        "generation": generation,
+        "seq": line.seq,
     }
 
 

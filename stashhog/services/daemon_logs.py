@@ -14,7 +14,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
 from stashhog.models.types import utcnow
-from stashhog.serializers import iso
+from stashhog.serializers import log_line_to_dict, log_to_dict
 from stashhog.services.fencing import hold_generation
 
 logs = DaemonLog.__table__
@@ -57,15 +57,7 @@ def publish_log_lines(
     """Publish the stored ``lines`` (``ids`` maps seq to row id; others are skipped) as
     ``daemon_log`` events of EVENT_CHUNK lines each; returns them as dicts."""
     written = [
-        {
-            "id": ids[line.seq],
-            "daemon_id": str(daemon_id),
-            "level": line.level,
-            "message": line.message,
-            "created_at": iso(line.created_at),
-            "generation": generation,
-            "seq": line.seq,
-        }
+        log_line_to_dict(ids[line.seq], daemon_id, generation, line)
         for line in lines
         if line.seq in ids
     ]
@@ -114,14 +106,6 @@ def write_supervisor_log(daemon_id: uuid.UUID, level: str, message: str) -> dict
             .values(daemon_id=daemon_id, level=level, message=message, created_at=utcnow())
             .returning(*logs.c)
         ).first()
-    line = {
-        "id": row.id,
-        "daemon_id": str(daemon_id),
-        "level": row.level,
-        "message": row.message,
-        "created_at": iso(row.created_at),
-        "generation": None,
-        "seq": None,
-    }
+    line = log_to_dict(row)
     publish(EventType.DAEMON_LOG, daemon_id, lines=[line])
     return line
