@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.log_throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.log_latency
+	$(BIN)/python -m bench.viewers
 
 clean:
 	rm -rf $(VENV) instance tests/artifacts

@@ -1,7 +1,8 @@
 """What every benchmark shares: its own PostgreSQL database and Redis db (the helpers of
 ``tests/support/services.py``), the app with migrations applied, real Celery worker processes
-(``tests/support/workers.py``), percentiles and tables, and a cleanup that runs on success,
-failure, Ctrl-C and SIGTERM alike: workers stopped by pid, database dropped, Redis db released.
+(``tests/support/workers.py``), the web process as the Procfile's ``web`` line starts it,
+percentiles and tables, and a cleanup that runs on success, failure, Ctrl-C and SIGTERM alike:
+workers and web processes stopped by pid, database dropped, Redis db released.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import math
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,11 +29,15 @@ from sqlalchemy.engine import make_url
 
 from stashhog import create_app
 from stashhog.extensions import db
+from stashhog.launcher import procfile_commands
+from stashhog.launcher.redis_server import free_port
 from stashhog.models import Daemon
 from tests.support import services
-from tests.support.workers import WorkerProcess, start_daemons_worker
+from tests.support.workers import ROOT, WorkerProcess, start_daemons_worker
 
 DAEMON_MODULES = "tests.support.daemons"
+# Loopback only: no proxy from the environment.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class BenchServices:
@@ -39,6 +48,7 @@ class BenchServices:
         self.database_url: str | None = None
         self.redis_url: str | None = None
         self.workers: list[WorkerProcess] = []
+        self.webs: list[WebProcess] = []
         self.app = None
 
     def __enter__(self) -> BenchServices:
@@ -96,6 +106,15 @@ class BenchServices:
         self.workers.remove(worker)
         _stop_worker(worker)
 
+    def start_web(self, env: dict | None = None) -> WebProcess:
+        """The Procfile's ``web`` line (gunicorn, the gevent worker of ``stashhog.webserver``)
+        on a free loopback port, with ``env`` added; returns once it answers."""
+        web = WebProcess({**self.env, **(env or {})})
+        self.webs.append(web)
+        note(f"web pid {web.pid} at {web.url}, log {web.log_path}")
+        web.wait_ready()
+        return web
+
     def create_daemon(self, type: str, configuration: dict, name: str | None = None) -> uuid.UUID:
         with self.app.app_context():
             daemon = Daemon(
@@ -123,6 +142,8 @@ class BenchServices:
         return conn
 
     def _cleanup(self) -> None:
+        for web in self.webs:
+            web.stop()
         for worker in self.workers:
             _stop_worker(worker)
         if self.app is not None:
@@ -151,6 +172,77 @@ def _stop_worker(worker: WorkerProcess) -> None:
         except psutil.NoSuchProcess:
             pass
     note(f"stopped worker pid {worker.pid}")
+
+
+class WebProcess:
+    """``/bin/sh -c "exec <web line>"``: gunicorn's master is the pid, its workers children."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/api/daemons/ws"
+        self.log_path = ROOT / "tests" / "artifacts" / f"web-bench-{uuid.uuid4().hex[:6]}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        bin_dir = str(Path(sys.executable).parent)  # gunicorn, as the launcher finds it
+        env = env | {"PORT": str(port), "WEB_WORKERS": env.get("WEB_WORKERS", "1")}
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", f"exec {procfile_commands()['web']}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def processes(self) -> list[psutil.Process]:
+        """The master and its workers (empty once it exited)."""
+        try:
+            master = psutil.Process(self.pid)
+            return [master, *master.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"web process exited; see {self.log_path}")
+            try:
+                with HTTP.open(f"{self.url}/api/health/live", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:  # not listening yet (HTTPError included)
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"web process did not answer; see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM to the master (gunicorn's graceful stop), then SIGKILL of exactly the pids
+        it had if any linger."""
+        if self.proc.poll() is not None:
+            return
+        pids = [process.pid for process in self.processes()]
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    process.kill()
+                    note(f"killed lingering web pid {pid}")
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait(5)
+        note(f"stopped web pid {self.pid}")
 
 
 def _sigterm_to_exit(_signum, _frame) -> None:

@@ -1,12 +1,12 @@
 """End-to-end log latency: from a daemon's ``self.log()`` to the line in connected browsers.
 
-    .venv/bin/python -m bench.log_latency [--rate 1000] [--clients 20] [--browsers 20]
-                                          [--seconds 15] [--warmup 3] [--threads 32]
-                                          [--json]
+    .venv/bin/python -m bench.log_latency [--rate 1000] [--clients 20] [--browsers 1]
+                                          [--seconds 15] [--warmup 3] [--json]
 
 A ``BENCH_FLOOD`` daemon (defined here, loaded by the worker through ``DAEMON_MODULES``) logs
-``--rate`` lines per second on a real prefork ``daemons`` worker. The web process is gunicorn
-gthread, as in the Procfile. ``--clients`` clients follow the daemon: ``--browsers`` of them
+``--rate`` lines per second on a real prefork ``daemons`` worker. The web process is the
+Procfile's ``web`` line (gunicorn, the gevent worker of ``stashhog.webserver``), started by
+``BenchServices.start_web``. ``--clients`` clients follow the daemon: ``--browsers`` of them
 are Chromium tabs on its detail page, where a MutationObserver stamps each line as it enters
 the DOM; the rest are plain WebSocket clients in a separate process, stamping each line as it
 arrives. Latency is that stamp minus the line's ``created_at`` (taken in ``log()``), on the
@@ -14,7 +14,8 @@ same host clock. Lines logged during ``--warmup`` are not counted.
 
 The path measured: log() -> in-memory buffer -> flusher (every 100 ms) -> one INSERT per
 batch in PostgreSQL -> PUBLISH -> the web process's relay thread -> per-connection queue ->
-WebSocket -> the page's live connection -> drawn on the next animation frame.
+the connection's greenlet -> WebSocket -> the page's live connection -> drawn on the next
+animation frame.
 
 With ``--json`` the last line of stdout is one JSON object with every figure.
 """
@@ -27,13 +28,8 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import Field
 
@@ -41,9 +37,7 @@ from stashhog.daemons.base import BaseDaemon
 from stashhog.daemons.config import DaemonConfig
 from stashhog.daemons.registry import register
 
-ROOT = Path(__file__).resolve().parent.parent
 FLOOD_TYPE = "BENCH_FLOOD"
-LOG_PATH = ROOT / "instance" / "bench-gunicorn.log"
 CHROMIUM_ARGS = [
     *("--no-sandbox", "--disable-gpu", "--disable-background-networking"),
     *("--disable-component-update", "--disable-sync", "--no-first-run"),
@@ -120,16 +114,12 @@ def main() -> None:
     harness.DAEMON_MODULES = f"{harness.DAEMON_MODULES},bench.log_latency"
     with harness.BenchServices() as bench:
         bench.start_daemons_worker(concurrency=1)
-        web = start_gunicorn(bench.env, args.threads)
-        try:
-            figures = run(bench, web, args)
-        finally:
-            stop_process(web["proc"])
+        figures = run(bench, bench.start_web(), args)
     if args.json:
         harness.print_json("log_latency", figures)
 
 
-def run(bench, web: dict, args: argparse.Namespace) -> dict:
+def run(bench, web, args: argparse.Namespace) -> dict:
     """Measures, prints the table, and returns the figures for ``--json``."""
     from bench.harness import SUMMARY_HEADERS, note, summary_figures, summary_row, table
     from stashhog.services.daemon_control import start_daemon, stop_daemon
@@ -140,22 +130,22 @@ def run(bench, web: dict, args: argparse.Namespace) -> dict:
         start_daemon(daemon_id, wait=10)
     note(
         f"daemon {daemon_id} logging {args.rate:g} lines/s; {args.browsers} Chromium tabs, "
-        f"{ws_clients} WebSocket clients; gunicorn gthread --threads {args.threads}"
+        f"{ws_clients} WebSocket clients; web process pid {web.pid} (Procfile web line)"
     )
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads
     results, stop = spawn.Queue(), spawn.Event()
     reader = spawn.Process(
-        target=read_websockets, args=(web["ws_url"], str(daemon_id), ws_clients, stop, results)
+        target=read_websockets, args=(web.ws_url, str(daemon_id), ws_clients, stop, results)
     )
     reader.start()
     try:
         assert results.get(timeout=60) == "ready"
-        with Tabs(f"{web['url']}/daemons/{daemon_id}", args.browsers) as tabs:
+        with Tabs(f"{web.url}/daemons/{daemon_id}", args.browsers) as tabs:
             since = time.time() + args.warmup  # every client is connected from here on
             until = since + args.seconds
             tabs.observe(since, until)
             processes = {
-                "web (gunicorn)": web["proc"].pid,
+                "web (gunicorn)": web.pid,
                 "daemons worker": bench.workers[0].pid,
                 "WebSocket clients": reader.pid,
                 "Chromium": tabs.browser_pid(),
@@ -195,7 +185,6 @@ def run(bench, web: dict, args: argparse.Namespace) -> dict:
         "seconds": args.seconds,
         "browsers": args.browsers,
         "websocket_clients": ws_clients,
-        "threads": args.threads,
         "lines_logged": written,
         "websocket_p99_ms": summary_figures(ws_ms)["p99_ms"],
         "dom_p99_ms": summary_figures(browser_ms)["p99_ms"],
@@ -318,39 +307,6 @@ def count_lines(bench, daemon_id, since: float, until: float) -> int:
         return cur.fetchone()[0]
 
 
-def start_gunicorn(env: dict, threads: int) -> dict:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # As in the Procfile's web process.
-    command = [
-        *(sys.executable, "-m", "gunicorn", "--no-control-socket", "-k", "gthread"),
-        *("--threads", str(threads), "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"),
-    ]
-    LOG_PATH.parent.mkdir(exist_ok=True)
-    with open(LOG_PATH, "wb") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api/daemons", timeout=1).read()
-            return {"proc": proc, "url": url, "ws_url": f"ws://127.0.0.1:{port}/api/daemons/ws"}
-        except OSError:
-            time.sleep(0.2)
-    stop_process(proc)
-    raise RuntimeError(f"gunicorn did not start; see {LOG_PATH}")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=1000, help="lines per second")
@@ -358,7 +314,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--browsers", type=int, default=1, help="of which Chromium tabs")
     parser.add_argument("--seconds", type=float, default=15, help="measured duration")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured start")
-    parser.add_argument("--threads", type=int, default=32, help="gunicorn gthread threads")
     parser.add_argument(
         "--json", action="store_true", help="end with one line: a JSON object of the figures"
     )
