@@ -67,3 +67,33 @@ class ApiError(StashHogError):
 
 class JobNotFound(NotFound):
     """No job row has this id."""
+
+
+class JobValidationError(Invalid):
+    """A job request that cannot run: names the offending key ("type", "metadata" or a
+    metadata key such as "steps"); ``reason`` says what is wrong with it."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        code = "invalid" if key == "type" else "invalid_metadata"
+        super().__init__(f"{key}: {reason}", code=code, key=key)
+        self.reason = reason
+
+
+class ConfigurationError(Invalid):
+    """A daemon configuration was rejected; ``key`` names the offending key (dotted for
+    nested), ``reason`` says what is wrong with it."""
+
+    code = "invalid_configuration"
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}" if key else reason, key=key)
+        self.reason = reason
+
+
+class UnknownDaemonType(Conflict):
+    """A daemon's type has no registered class (its module is not installed)."""
+
+    def __init__(self, daemon_type: str) -> None:
+        super().__init__(
+            f"no daemon class for type {daemon_type!r}; this daemon type is not installed"
+        )

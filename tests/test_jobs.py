@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from stashhog.celery_app import send_task
-from stashhog.errors import JobNotFound
+from stashhog.errors import JobNotFound, JobValidationError
 from stashhog.events import EventType, event_channel, get_redis
 from stashhog.extensions import db
-from stashhog.jobs import JobCancelled, JobContext, JobValidationError
+from stashhog.jobs import JobCancelled, JobContext
 from stashhog.models import Job, JobStatus, JobType
 from stashhog.models.types import utcnow
 from stashhog.serializers import job_to_dict

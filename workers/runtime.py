@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from flask import Flask
 from sqlalchemy import select
 
-from stashhog.daemons import ConfigurationError, UnknownDaemonType, get_daemon_class
+from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
+from stashhog.errors import ConfigurationError, UnknownDaemonType
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState, RestartPolicy
 from stashhog.services import lease

@@ -13,9 +13,7 @@ import sqlalchemy.exc
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from stashhog.daemons import ConfigurationError, UnknownDaemonType
 from stashhog.errors import StashHogError
-from stashhog.jobs import JobValidationError
 
 # Failures of a dependency rather than of the request.
 UNAVAILABLE = (
@@ -36,19 +34,6 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(StashHogError)
     def handle_error(err: StashHogError):
         return jsonify({"error": err.to_dict()}), err.status
-
-    @app.errorhandler(JobValidationError)
-    def handle_job_validation(err: JobValidationError):
-        code = "invalid" if err.key == "type" else "invalid_metadata"
-        return error_response(422, code, str(err), key=err.key)
-
-    @app.errorhandler(ConfigurationError)
-    def handle_configuration(err: ConfigurationError):
-        return error_response(422, "invalid_configuration", str(err), key=err.key)
-
-    @app.errorhandler(UnknownDaemonType)
-    def handle_unknown_type(err: UnknownDaemonType):
-        return error_response(409, "conflict", f"{err}; this daemon type is not installed")
 
     @app.errorhandler(HTTPException)
     def handle_http_error(err: HTTPException):

@@ -6,14 +6,12 @@ from flask import Flask
 
 from stashhog.daemons import metadata_generate_watcher, test_daemon  # noqa: F401
 from stashhog.daemons.base import BaseDaemon
-from stashhog.daemons.config import ConfigurationError, DaemonConfig, describe
-from stashhog.daemons.registry import UnknownDaemonType, get_daemon_class
+from stashhog.daemons.config import DaemonConfig, describe
+from stashhog.daemons.registry import get_daemon_class
 
 __all__ = [
     "BaseDaemon",
-    "ConfigurationError",
     "DaemonConfig",
-    "UnknownDaemonType",
     "describe",
     "get_daemon_class",
 ]

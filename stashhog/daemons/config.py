@@ -8,13 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-
-class ConfigurationError(ValueError):
-    """A configuration was rejected; ``key`` names the offending key (dotted for nested)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key, self.message = key, message
+from stashhog.errors import ConfigurationError
 
 
 class DaemonConfig(BaseModel):

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stashhog.errors import UnknownDaemonType
+
 if TYPE_CHECKING:
     from stashhog.daemons.base import BaseDaemon
 
 _registry: dict[str, type[BaseDaemon]] = {}
-
-
-class UnknownDaemonType(LookupError):
-    pass
 
 
 def register(daemon_type: str):
@@ -30,4 +28,4 @@ def get_daemon_class(daemon_type: str) -> type[BaseDaemon]:
     try:
         return _registry[str(daemon_type)]
     except KeyError:
-        raise UnknownDaemonType(f"no daemon class for type {daemon_type!r}") from None
+        raise UnknownDaemonType(str(daemon_type)) from None

@@ -11,7 +11,8 @@ from pydantic import Field, field_validator
 from stashhog.daemons.base import BaseDaemon, JobLimitReached
 from stashhog.daemons.config import DaemonConfig, nested_error
 from stashhog.daemons.registry import register
-from stashhog.jobs import JobValidationError, validate_job_metadata
+from stashhog.errors import JobValidationError
+from stashhog.jobs import validate_job_metadata
 from stashhog.models import DaemonType, JobType
 
 
@@ -51,7 +52,7 @@ class TestDaemonConfig(DaemonConfig):
         try:
             validate_job_metadata(JobType.TEST, value)
         except JobValidationError as exc:
-            raise nested_error(exc.key, exc.message) from None
+            raise nested_error(exc.key, exc.reason) from None
         return value
 
 

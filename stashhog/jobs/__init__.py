@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stashhog.errors import JobValidationError
 from stashhog.jobs.context import JobCancelled, JobContext
 from stashhog.models import JobType
 
@@ -27,23 +28,12 @@ __all__ = [
     "JobHandler",
     "JobMetadata",
     "JobSpec",
-    "JobValidationError",
     "get_job_spec",
     "parse_job_metadata",
     "register_job",
     "registered_job_types",
     "validate_job_metadata",
 ]
-
-
-class JobValidationError(ValueError):
-    """A job request that cannot run: names the offending key ("type", "metadata" or a
-    metadata key such as "steps")."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
 
 
 class JobMetadata(BaseModel):

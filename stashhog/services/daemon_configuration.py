@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from stashhog.daemons import ConfigurationError, UnknownDaemonType, describe, get_daemon_class
+from stashhog.daemons import describe, get_daemon_class
 from stashhog.daemons.config import DaemonConfig, validate_configuration
-from stashhog.errors import Conflict, Invalid, NotFound
+from stashhog.errors import ConfigurationError, Conflict, Invalid, NotFound, UnknownDaemonType
 from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
@@ -28,16 +28,9 @@ from stashhog.services.daemon_state import change_daemon, daemons, publish_chang
 from stashhog.services.lease import lease_holders
 
 
-def config_schema(daemon_type: str) -> type[DaemonConfig]:
-    try:
-        return get_daemon_class(daemon_type).Config
-    except UnknownDaemonType:
-        raise Conflict(f"daemon type {daemon_type!r} is not installed") from None
-
-
 def default_config(ref: uuid.UUID | str) -> dict[str, dict[str, Any]]:
     """Each configuration key of the daemon's type: default, description and JSON type."""
-    schema = config_schema(find_daemon_row(ref).type)
+    schema = get_daemon_class(find_daemon_row(ref).type).Config
     defaults = schema().model_dump(mode="json")  # also fills keys with a default_factory
     return {key: {**info, "default": defaults[key]} for key, info in describe(schema).items()}
 
@@ -54,7 +47,7 @@ def merge_configuration(daemon_type: str, stored: Any, patch: Mapping[str, Any])
             merged.pop(key, None)
         else:
             merged[key] = value
-    validated = _validate(config_schema(daemon_type), merged)
+    validated = _validate(get_daemon_class(daemon_type).Config, merged)
     return validated.model_dump(mode="json", include=set(merged))
 
 

@@ -19,9 +19,9 @@ from flask import current_app
 from sqlalchemy.engine import Row
 
 from stashhog.celery_app import get_celery, send_task
-from stashhog.daemons import ConfigurationError, get_daemon_class
+from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
-from stashhog.errors import Conflict, Invalid, StashHogError, Unavailable
+from stashhog.errors import ConfigurationError, Conflict, Invalid, StashHogError, Unavailable
 from stashhog.events import control_channel, get_redis
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES

@@ -18,8 +18,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from stashhog.daemons import ConfigurationError, UnknownDaemonType, get_daemon_class
+from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import DaemonConfig, validate_configuration
+from stashhog.errors import ConfigurationError, UnknownDaemonType
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import LIVE_STATES, RUNNING_STATES
 from stashhog.serializers import daemon_to_dict, iso

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from stashhog.errors import JobValidationError
 from stashhog.extensions import db
-from stashhog.jobs import JobValidationError, get_job_spec, validate_job_metadata
+from stashhog.jobs import get_job_spec, validate_job_metadata
 from stashhog.media.job import MAX_ATTEMPTS
 from stashhog.media.library_files import DEFAULT_EXTENSIONS
 from stashhog.media.scanner import scan_root

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stashhog.daemons.config import ConfigurationError, validate_configuration
+from stashhog.daemons.config import validate_configuration
 from stashhog.daemons.metadata_generate_watcher import WatcherConfig, _distinct_roots
+from stashhog.errors import ConfigurationError
 
 
 def test_defaults_cover_videos_and_images_and_every_output():
