@@ -49,7 +49,8 @@ from bench.harness import (
     summary_row,
     table,
 )
-from stashhog.events import control_channel, get_redis
+from stashhog.control import control_channel
+from stashhog.events import get_redis
 from stashhog.models import DaemonType
 from stashhog.services import lease
 from stashhog.services.daemon_control import start_daemon, stop_daemon

@@ -53,11 +53,6 @@ def event_pattern() -> str:
     return key("events", "*")
 
 
-def control_channel(daemon_id: object) -> str:
-    """Where stop requests for one daemon are published (any worker pool hears them)."""
-    return key("control", daemon_id)
-
-
 def encode_event(event_type: str, daemon_id: object | None, **fields: Any) -> str:
     payload = {"type": str(event_type), "daemon_id": str(daemon_id) if daemon_id else None}
     payload.update(fields)

@@ -21,8 +21,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
+from stashhog.control import StopCommand, control_channel
 from stashhog.daemons.base import BaseDaemon
-from stashhog.events import control_channel
 from stashhog.extensions import db
 from stashhog.models import Daemon, DesiredState
 from stashhog.services import lease
@@ -265,9 +265,9 @@ class DaemonInstance:
             self.request_stop("desired state is STOPPED")
 
     def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> ControlWatcher:
-        def deliver(message: dict) -> None:
+        def deliver(command: StopCommand) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._on_control, message)
+                loop.call_soon_threadsafe(self._on_control, command)
 
         def subscribed() -> None:
             # A stop published before we listened is not replayed: read the row once.
@@ -295,11 +295,9 @@ class DaemonInstance:
         elif row.desired_state == DesiredState.STOPPED:
             self.request_stop("desired state is STOPPED")
 
-    def _on_control(self, message: dict) -> None:
-        target = message.get("generation")
-        if message.get("action") == "stop" and (target is None or target >= self.generation):
-            reason = "worker shutting down" if message.get("shutdown") else "stop requested"
-            self.request_stop(reason, shutdown=bool(message.get("shutdown")))
+    def _on_control(self, command: StopCommand) -> None:
+        if command.applies_to(self.generation):
+            self.request_stop(command.reason, shutdown=command.shutdown)
 
     async def _monitor_jobs(self) -> None:
         while True:

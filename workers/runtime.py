@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from flask import Flask
 from sqlalchemy import select
 
+from stashhog.control import send_stop
 from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, UnknownDaemonType
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState, RestartPolicy
 from stashhog.services import lease
-from stashhog.services.daemon_control import request_stop
 from stashhog.services.daemon_state import change_daemon
 from workers.instance import DaemonInstance
 
@@ -149,7 +149,7 @@ class DaemonRuntime:
             if holder is not None and holder >= self.generation:
                 return False
             if holder is not None and not asked:
-                request_stop(self.daemon_id, holder, None)
+                send_stop(self.daemon_id, holder, None)
                 asked = True
             if time.monotonic() > deadline or not self._is_current(self._load()):
                 return False

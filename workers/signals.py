@@ -10,11 +10,11 @@ import logging
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from sqlalchemy import select
 
+from stashhog.control import send_stop
 from stashhog.database import dispose_engine_after_fork
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.models.enums import RUNNING_STATES
-from stashhog.services.daemon_control import request_stop
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,6 @@ def stop_local_daemons(sender=None, **_kwargs) -> None:
         )
         local = db.session.execute(query).all()
         for daemon_id, generation in local:
-            request_stop(daemon_id, generation, None, shutdown=True)
+            send_stop(daemon_id, generation, None, shutdown=True)
         db.session.remove()
     logger.info("asked %d local daemon(s) to stop for shutdown", len(local))

@@ -2,13 +2,13 @@
 concurrently.
 
 Starting takes a new ``generation`` (fencing any earlier instance) and queues one task on the
-``daemons`` queue. Stopping sets the desired state, publishes a stop on the daemon's control
-channel (heard by any pool in milliseconds) and revokes the task with SIGTERM.
+``daemons`` queue. Stopping sets the desired state, then sends the stop (``stashhog.control``:
+a message on the daemon's control channel, heard by any pool in milliseconds, and a revoke
+with SIGTERM).
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -18,11 +18,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.engine import Row
 
-from stashhog.celery_app import get_celery, send_task
+from stashhog.celery_app import send_task
+from stashhog.control import send_stop
 from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, Conflict, Invalid, StashHogError, Unavailable
-from stashhog.events import control_channel, get_redis
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
 from stashhog.services.daemon_health import STARTING_GRACE
@@ -161,7 +161,7 @@ def _stop_once(row: Row) -> dict | None:
         # A queued task finds desired_state STOPPED when it starts and exits at once.
         return finalize_stopped(row, desired=DesiredState.STOPPED)
     if data is not None:
-        request_stop(row.id, row.generation, row.task_id)
+        send_stop(row.id, row.generation, row.task_id)
     return data
 
 
@@ -179,16 +179,6 @@ def finalize_stopped(
         values["status_line"] = reason
     return change_daemon(row.id, if_generation=row.generation, only_if={"status": row.status},
                          **values)  # fmt: skip
-
-
-def request_stop(
-    daemon_id: uuid.UUID, generation: int, task_id: str | None, *, shutdown: bool = False
-) -> None:
-    """Publish the stop on the control channel, then revoke the task with SIGTERM."""
-    message = json.dumps({"action": "stop", "generation": generation, "shutdown": shutdown})
-    get_redis().publish(control_channel(daemon_id), message)
-    if task_id and not shutdown:
-        get_celery().control.revoke(task_id, terminate=True, signal="SIGTERM")
 
 
 def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:

@@ -8,6 +8,8 @@ import time
 import pytest
 from sqlalchemy import select
 
+from stashhog.control import StopCommand, control_channel, encode_command, send_stop
+from stashhog.events import get_redis
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonLog
 from stashhog.services import lease
@@ -152,3 +154,23 @@ def test_an_on_stop_that_overruns_is_cut_off_at_the_stop_deadline(make_daemon, a
     assert "on_stop() did not finish within the stop timeout (5s)" in lines
     assert "slow on_stop finished" not in lines
     assert lines[-1].startswith("stopped (")
+
+
+def test_an_instance_acts_only_on_stop_commands_for_its_generation(make_daemon):
+    """Both ends of the control protocol (stashhog.control): noise on the channel and a stop
+    for an older generation are ignored; a stop for this one stops it, with no revoke."""
+    daemon = make_daemon(configuration=FAST)
+    generation = start_daemon(daemon.id, wait=2.0)["daemon"]["generation"]
+    eventually(lambda: f"started on generation {generation}" in messages(daemon.id))
+    noise = ["not json", '{"action": "reload"}', '{"action": "stop", "generation": "x"}',
+             encode_command(StopCommand(generation - 1))]  # fmt: skip
+    for message in noise:
+        get_redis().publish(control_channel(daemon.id), message)
+    time.sleep(0.5)
+    db.session.expire_all()
+    assert db.session.get(Daemon, daemon.id).status == "RUNNING"
+
+    send_stop(daemon.id, generation, None)  # the message alone: no task id, so no revoke
+
+    eventually(lambda: any(m.startswith("stopped (stop requested") for m in messages(daemon.id)))
+    stop_daemon(daemon.id, wait=2)
