@@ -52,6 +52,12 @@ class Invalid(StashHogError):
     status, code = 422, "invalid"
 
 
+class PreconditionFailed(StashHogError):
+    """An edit sent with ``If-Match`` an ETag that no longer matches: someone changed it."""
+
+    status, code = 412, "precondition_failed"
+
+
 class Unavailable(StashHogError):
     status, code = 503, "unavailable"
 

@@ -20,6 +20,8 @@ class EventType(StrEnum):
     DAEMON_STATUS = "daemon_status"
     DAEMON_JOB_ACTION = "daemon_job_action"
     DAEMON_UPDATE = "daemon_update"
+    DAEMON_CREATED = "daemon_created"
+    DAEMON_DELETED = "daemon_deleted"
     JOB_UPDATE = "job_update"
 
 

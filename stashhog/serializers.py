@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +14,27 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# What an operator edits: an edit sent with If-Match a stale ETag of these is refused (412).
+# Not updated_at, which every heartbeat moves.
+SETTINGS_FIELDS = (
+    "name", "enabled", "auto_start", "configuration", "restart_policy", "max_restarts",
+    "restart_window",
+)  # fmt: skip
+
+
+def settings_etag(daemon: dict[str, Any]) -> str:
+    """A strong ETag of the daemon's editable state (name, settings, configuration)."""
+    state = json.dumps([daemon[field] for field in SETTINGS_FIELDS], sort_keys=True, default=str)
+    return '"' + hashlib.sha256(state.encode()).hexdigest()[:20] + '"'
+
+
 def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
+    data = _daemon_fields(daemon)
+    data["etag"] = settings_etag(data)
+    return data
+
+
+def _daemon_fields(daemon: Daemon) -> dict[str, Any]:
     return {
         "id": str(daemon.id),
         "name": daemon.name,
@@ -34,6 +56,7 @@ def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
         "worker_pid": daemon.worker_pid,
         "restart_policy": daemon.restart_policy,
         "max_restarts": daemon.max_restarts,
+        "restart_window": daemon.restart_window,
         "restart_count": daemon.restart_count,
         "created_at": iso(daemon.created_at),
         "updated_at": iso(daemon.updated_at),

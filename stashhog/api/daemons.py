@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 
+from flask import request
+
 from stashhog.api.openapi import route
 from stashhog.api.schemas import (
     ActionQuery,
@@ -24,7 +26,9 @@ from stashhog.api.schemas import (
     LogList,
     LogsQuery,
 )
+from stashhog.daemons import get_daemon_class
 from stashhog.services import daemon_configuration, daemon_control, daemon_queries
+from stashhog.services.daemon_catalog import default_configuration
 
 
 @route("GET /daemons", DaemonList)
@@ -47,11 +51,12 @@ def health_check():
 
 @route("GET /daemons/<uuid:daemon_id>", DaemonOut)
 def get_daemon(daemon_id: uuid.UUID):
-    """One daemon."""
-    return daemon_queries.get_daemon(daemon_id)
+    """One daemon, with its ETag (send it back as If-Match with a PUT)."""
+    daemon = daemon_queries.get_daemon(daemon_id)
+    return daemon, {"ETag": daemon["etag"]}
 
 
-@route("PUT /daemons/<uuid:daemon_id>", DaemonUpdated, body=DaemonUpdate, errors=(409,))
+@route("PUT /daemons/<uuid:daemon_id>", DaemonUpdated, body=DaemonUpdate, errors=(409, 412))
 def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
     """Update configuration, enabled, auto_start or name.
 
@@ -60,23 +65,23 @@ def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
     validated against the daemon type's schema before anything is written; an invalid key is
     a 422 naming it. ``restart_required`` says whether a running daemon must be restarted to
     use the new configuration."""
-    return daemon_configuration.update_daemon(
-        daemon_id,
-        configuration=body.configuration,
-        enabled=body.enabled,
-        auto_start=body.auto_start,
-        name=body.name,
+    result = daemon_configuration.update_daemon(
+        daemon_id, if_match=request.headers.get("If-Match"), **body.model_dump(exclude_none=True)
     )
+    return result, {"ETag": result["daemon"]["etag"]}
 
 
 @route("GET /daemons/<uuid:daemon_id>/default-config", DefaultConfig, errors=(409,))
 def default_config(daemon_id: uuid.UUID):
     """The configuration keys of the daemon's type: default, description and type."""
     daemon = daemon_queries.get_daemon(daemon_id)
+    schema = get_daemon_class(daemon["type"]).Config
     return {
         "daemon_id": daemon["id"],
         "type": daemon["type"],
         "configuration": daemon_configuration.default_config(daemon_id),
+        "schema": schema.model_json_schema(),
+        "default_configuration": default_configuration(schema),
     }
 
 

@@ -29,12 +29,14 @@ ERRORS = {
     404: "No such resource (unknown or malformed id).",
     409: "Conflicting state, e.g. starting a disabled daemon or a name already in use.",
     413: "Request body too large.",
+    412: "The daemon changed since the `If-Match` ETag was read; read it again.",
     415: "The body is not application/json.",
     422: "The body parsed but a field is invalid; `key` names it.",
     503: "A dependency (PostgreSQL, Redis) is unavailable.",
 }
 TAGS = [
     {"name": "daemons", "description": "Supervised long-running daemons."},
+    {"name": "daemon-types", "description": "The types daemons are created from."},
     {"name": "jobs", "description": "Finite jobs on the jobs queue."},
     {"name": "media", "description": "The media library and its generated metadata."},
 ]
@@ -239,6 +241,8 @@ def _responses(op: Operation, components: _Components) -> dict[str, Any]:
 
 
 def _content(op: Operation, model: Any, components: _Components) -> dict[str, Any]:
+    if model is None:  # 204 No Content
+        return {}
     if op.media_type != "application/json":  # bytes, e.g. an image
         return {op.media_type: {"schema": {"type": "string", "contentMediaType": op.media_type}}}
     return {"application/json": {"schema": components.schema(model, "serialization")}}

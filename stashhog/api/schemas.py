@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     JsonValue,
     StrictBool,
+    StrictInt,
     TypeAdapter,
     create_model,
     field_validator,
@@ -33,6 +34,7 @@ from stashhog.models import (
     JobStatus,
     JobType,
     LogLevel,
+    RestartPolicy,
 )
 
 MAX_ID = 2**63 - 1  # daemon_logs.id is a BIGINT
@@ -118,7 +120,18 @@ class DaemonUpdate(Body):
     )
     enabled: StrictBool | None = Field(None, description="A disabled daemon refuses to start.")
     auto_start: StrictBool | None = Field(None, description="Start when the cluster starts.")
-    name: str | None = Field(None, min_length=1, max_length=255, pattern=NAME_PATTERN)
+    name: str | None = Field(None, description="Unique, 1-255 characters once trimmed, not a UUID.")
+    restart_policy: RestartPolicy | None = Field(
+        None,
+        strict=False,  # a JSON string naming the policy
+        description="When the supervisor restarts it: always, on-failure or never.",
+    )
+    max_restarts: StrictInt | None = Field(
+        None, ge=0, le=1000, description="Crash restarts allowed before it stays in ERROR."
+    )
+    restart_window: StrictInt | None = Field(
+        None, ge=10, le=604800, description="Seconds of healthy running that refill the budget."
+    )
 
 
 class CancelJob(Body):
@@ -187,11 +200,16 @@ class DaemonOut(Out):
     task_id: str | None = Field(description="The current instance's Celery task id (Flower).")
     worker: str | None
     worker_pid: int | None
-    restart_policy: str
+    restart_policy: RestartPolicy
     max_restarts: int
+    restart_window: int = Field(description="Seconds of healthy running that refill the budget.")
     restart_count: int
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    etag: str = Field(
+        description="The ETag of its name, settings and configuration: send it as If-Match "
+        "with a PUT so an edit made meanwhile by someone else is not overwritten (412)."
+    )
     health: Literal["healthy", "unhealthy", "stopped"]
     health_reason: str | None
     heartbeat_deadline: AwareDatetime | None = Field(
@@ -230,6 +248,10 @@ class DefaultConfig(Out):
     daemon_id: uuid.UUID
     type: str
     configuration: dict[str, ConfigKey]
+    schema_: dict[str, JsonValue] = Field(
+        alias="schema", description="The full JSON Schema of the type's configuration."
+    )
+    default_configuration: dict[str, JsonValue]
 
 
 class LogLine(Out):

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.")
 
-from stashhog.cli import daemons, logs, supervision  # noqa: E402,F401  (commands register)
+from stashhog.cli import catalog, daemons, logs, supervision  # noqa: E402,F401  (commands register)
 
 
 def init_app(app: Flask) -> None:

@@ -29,3 +29,8 @@ def get_daemon_class(daemon_type: str) -> type[BaseDaemon]:
         return _registry[str(daemon_type)]
     except KeyError:
         raise UnknownDaemonType(str(daemon_type)) from None
+
+
+def daemon_classes() -> dict[str, type[BaseDaemon]]:
+    """Every registered type and its class."""
+    return dict(_registry)

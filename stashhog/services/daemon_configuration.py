@@ -18,14 +18,24 @@ from sqlalchemy.exc import IntegrityError
 
 from stashhog.daemons import describe, get_daemon_class
 from stashhog.daemons.config import DaemonConfig, validate_configuration
-from stashhog.errors import ConfigurationError, Conflict, Invalid, NotFound, UnknownDaemonType
+from stashhog.errors import (
+    ConfigurationError,
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    UnknownDaemonType,
+)
 from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
+from stashhog.serializers import daemon_to_dict, settings_etag
 from stashhog.services.daemon_health import present
 from stashhog.services.daemon_queries import find_daemon_row
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
 from stashhog.services.lease import lease_holders
+
+MAX_NAME = 255
 
 
 def default_config(ref: uuid.UUID | str) -> dict[str, dict[str, Any]]:
@@ -68,20 +78,29 @@ def _effective(daemon_type: str, configuration: Any) -> dict | None:
         return None
 
 
+SETTING_KEYS = ("enabled", "auto_start", "restart_policy", "max_restarts", "restart_window")
+
+
 def update_daemon(
     ref: uuid.UUID | str,
     *,
     configuration: Mapping[str, Any] | None = None,
-    enabled: bool | None = None,
-    auto_start: bool | None = None,
     name: str | None = None,
+    if_match: str | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Partial update; ``None`` leaves a field as it is. Returns ``{"daemon", "updated",
-    "restart_required"}``: a running daemon keeps its configuration until restarted."""
+    """Partial update of the configuration, the name and the settings (``SETTING_KEYS``);
+    ``None`` leaves a field as it is. With ``if_match`` (an ETag from ``settings_etag``) the
+    update is refused (412) if someone changed the daemon since. Returns ``{"daemon",
+    "updated", "restart_required"}``: a running daemon keeps its configuration until
+    restarted."""
     daemon_id = find_daemon_row(ref).id
     # Read before writing: with Redis down the update is refused (503) rather than written
     # and then answered with an error.
     lease = lease_holders([daemon_id])[str(daemon_id)]
+    given = {key: value for key, value in settings.items() if value is not None}
+    if unknown := set(given) - set(SETTING_KEYS):
+        raise Invalid(f"unknown setting {sorted(unknown)[0]!r}", key=sorted(unknown)[0])
     try:
         with db.engine.begin() as conn:
             # Locked, so concurrent partial updates merge instead of overwriting each other.
@@ -90,10 +109,11 @@ def update_daemon(
             ).first()
             if row is None:
                 raise NotFound(f"no daemon {str(ref)!r}")
-            values = _changes(conn, row, configuration, enabled, auto_start, name)
+            _check_precondition(row, if_match)
+            values = _changes(conn, row, configuration, name, given)
             data = change_daemon(row.id, conn=conn, **values) if values else None
     except IntegrityError:
-        raise Conflict(f"a daemon named {name!r} already exists") from None
+        raise Conflict(f"a daemon named {name!r} already exists", key="name") from None
     fresh = find_daemon_row(daemon_id)
     if data is not None:
         publish_change(fresh, status_changed=False)
@@ -105,24 +125,48 @@ def update_daemon(
     }
 
 
-def _changes(conn, row, configuration, enabled, auto_start, name) -> dict[str, Any]:
+def _check_precondition(row, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    current = settings_etag(daemon_to_dict(row))
+    if current not in {tag.strip().removeprefix("W/") for tag in if_match.split(",")}:
+        raise PreconditionFailed(
+            f"daemon {row.name!r} was changed since you read it; reload it and apply your "
+            "change again",
+            etag=current,
+        )
+
+
+def clean_name(name: Any) -> str:
+    """A daemon name, trimmed: 1-255 characters on one line, and never one that reads as a
+    UUID (so a name and an id can never be confused where either is accepted)."""
+    if not isinstance(name, str) or not name.strip():
+        raise Invalid("name must not be blank", key="name")
+    name = name.strip()
+    if len(name) > MAX_NAME or any(c in name for c in "\x00\n\r"):
+        raise Invalid(f"name must be 1-{MAX_NAME} characters on one line", key="name")
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return name
+    raise Invalid("name must not look like a UUID (ids and names would collide)", key="name")
+
+
+def _changes(conn, row, configuration, name, settings: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if configuration is not None:
         merged = merge_configuration(row.type, row.configuration, configuration)
         if merged != row.configuration:
             values["configuration"] = merged
-    if enabled is not None and enabled != row.enabled:
-        values["enabled"] = enabled
-    if auto_start is not None and auto_start != row.auto_start:
-        values["auto_start"] = auto_start
-    if name is not None and name != row.name:
-        if not name.strip():
-            raise Invalid("name must not be blank", key="name")
+    for key, value in settings.items():
+        if value != getattr(row, key):
+            values[key] = str(value) if key == "restart_policy" else value
+    if name is not None and (name := clean_name(name)) != row.name:
         taken = conn.execute(
             select(daemons.c.id).where(daemons.c.name == name, daemons.c.id != row.id)
         ).first()
         if taken is not None:
-            raise Conflict(f"a daemon named {name!r} already exists")
+            raise Conflict(f"a daemon named {name!r} already exists", key="name")
         values["name"] = name
     return values
 

@@ -45,9 +45,9 @@ def test_unknown_query_parameter_is_400_naming_it(client, daemon):
 
 def test_unknown_route_and_wrong_method_are_json(client, daemon):
     error_of(client.get("/api/nothing-here"), 404)
-    response = client.delete(f"/api/daemons/{daemon.id}")
+    response = client.patch(f"/api/daemons/{daemon.id}")
     error_of(response, 405)
-    assert set(response.headers["Allow"].split(", ")) >= {"GET", "PUT"}
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "PUT", "DELETE"}
 
 
 # -- GET /api/daemons/{id}/default-config --------------------------------------------------------
