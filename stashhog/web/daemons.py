@@ -14,6 +14,11 @@ def daemon_list():
     return render_template("daemons/list.html")
 
 
+@bp.get("/daemons/new")
+def daemon_new():
+    return render_template("daemons/new.html")
+
+
 @bp.get("/daemons/<uuid:daemon_id>")
 def daemon_detail(daemon_id: uuid.UUID):
     try:

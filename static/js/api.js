@@ -1,4 +1,18 @@
 // The REST API: JSON in and out; errors arrive as {"error": {"code", "message", ...}}.
+// The page is signed in by its session cookie, so every change carries the CSRF token the
+// page was rendered with; a 401 (the session ended) sends the browser to the login page.
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+function toLogin() {
+  const next = `${location.pathname}${location.search}`;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -10,8 +24,9 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body } = {}) {
-  const options = { method, headers: { Accept: "application/json" } };
+export async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const options = { method, headers: { Accept: "application/json", ...headers } };
+  if (!SAFE_METHODS.has(method)) options.headers["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -28,6 +43,7 @@ export async function api(path, { method = "GET", body } = {}) {
   } catch {
     data = null;
   }
+  if (response.status === 401) toLogin();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }

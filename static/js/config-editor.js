@@ -1,18 +1,13 @@
-// The Configuration tab: a JSON editor checked against the daemon type's schema (from
-// GET /api/daemons/<id>/default-config) before anything is sent; the server validates again.
+// The Configuration tab: a JSON editor and, beside it, a form generated from the daemon type's
+// JSON Schema (GET /api/daemons/<id>/default-config); the two show the same value. Both are
+// checked against the full schema (types, bounds, enums, unknown keys) before anything is sent;
+// the server validates again. An edit is sent with If-Match the ETag of the version it started
+// from, so a change someone else saved meanwhile is never silently overwritten (412).
 
 import { api } from "./api.js";
-import { $, h, replaceChildren, setText } from "./dom.js";
+import { $, setText } from "./dom.js";
+import { SchemaForm, validate } from "./schema-form.js";
 import { toast, withBusy } from "./shell.js";
-
-const JSON_TYPES = {
-  number: (v) => typeof v === "number",
-  integer: (v) => Number.isInteger(v),
-  boolean: (v) => typeof v === "boolean",
-  string: (v) => typeof v === "string",
-  object: (v) => v !== null && typeof v === "object" && !Array.isArray(v),
-  array: (v) => Array.isArray(v),
-};
 
 const pretty = (value) => JSON.stringify(value ?? {}, null, 2);
 
@@ -23,8 +18,11 @@ export class ConfigEditor {
     this.onSaved = onSaved;
     this.editor = $("[data-config-editor]", root);
     this.status = $("[data-config-status]", root);
-    this.schema = {};
+    this.schema = { properties: {} };
+    this.form = new SchemaForm($("[data-config-form]", root), { prefix: "config" });
+    this.form.onInput = () => this.formChanged();
     this.saved = null; // configuration as stored, as the editor last loaded it
+    this.etag = null; // the ETag of the version the editor shows
     this.typing = null; // pending check while the operator types
     this.bind();
   }
@@ -37,7 +35,10 @@ export class ConfigEditor {
     click("reset-defaults", () => this.fill(this.defaults(), "Defaults loaded — not saved yet."));
     this.editor.addEventListener("input", () => {
       clearTimeout(this.typing);
-      this.typing = setTimeout(() => this.check(), 250);
+      this.typing = setTimeout(() => {
+        const value = this.check();
+        if (value !== null) this.form.render(this.schema, this.effective(value));
+      }, 250);
     });
     this.editor.addEventListener("keydown", (event) => this.onKey(event));
   }
@@ -45,8 +46,8 @@ export class ConfigEditor {
   async load() {
     try {
       const body = await api(`/api/daemons/${this.getDaemon().id}/default-config`);
-      this.schema = body.configuration;
-      this.paintSchema();
+      this.schema = body.schema;
+      this.defaultValues = body.default_configuration;
     } catch (exc) {
       this.show("error", `Could not load the configuration schema — ${exc.message}`);
     }
@@ -54,14 +55,36 @@ export class ConfigEditor {
   }
 
   defaults() {
-    return Object.fromEntries(Object.entries(this.schema).map(([key, info]) => [key, info.default]));
+    return { ...this.defaultValues };
+  }
+
+  /** What the daemon runs with: the defaults, then the given keys. */
+  effective(configuration) {
+    return { ...this.defaultValues, ...configuration };
+  }
+
+  /** The form changed: write the keys that differ from their defaults into the JSON editor. */
+  formChanged() {
+    const collected = this.form.collect();
+    if (collected.problems) return this.show("error", "Fix the highlighted fields in the form.");
+    const changed = Object.fromEntries(
+      Object.entries(collected.values).filter(
+        ([key, value]) => JSON.stringify(value) !== JSON.stringify(this.defaultValues?.[key]),
+      ),
+    );
+    this.editor.value = pretty(changed);
+    this.check();
   }
 
   /** A daemon_update arrived: follow the stored configuration unless the operator is editing. */
   daemonChanged(daemon) {
     const stored = pretty(daemon.configuration);
     if (this.saved === null || this.editor.value === this.saved) {
-      if (this.editor.value !== stored) this.editor.value = stored;
+      if (this.editor.value !== stored || this.etag === null) {
+        this.editor.value = stored;
+        if (this.defaultValues) this.form.render(this.schema, this.effective(daemon.configuration));
+      }
+      this.etag = daemon.etag;
     } else if (stored !== this.saved) {
       this.show("note", "The saved configuration changed while you were editing. Reset to saved to see it.");
     }
@@ -70,6 +93,8 @@ export class ConfigEditor {
 
   fill(configuration, message) {
     this.editor.value = pretty(configuration);
+    this.form.render(this.schema, this.effective(configuration));
+    if (configuration === this.getDaemon().configuration) this.etag = this.getDaemon().etag;
     this.editor.classList.remove("invalid");
     this.show("ok", message);
   }
@@ -82,14 +107,14 @@ export class ConfigEditor {
     } catch (exc) {
       return this.invalid(`Invalid JSON: ${exc.message}`);
     }
-    if (!JSON_TYPES.object(value)) return this.invalid("The configuration must be a JSON object.");
-    for (const [key, item] of Object.entries(value)) {
-      const info = this.schema[key];
-      if (!info) return this.invalid(`Unknown key "${key}". Known keys: ${Object.keys(this.schema).join(", ")}.`);
-      const fits = JSON_TYPES[info.type];
-      if (item !== null && fits && !fits(item)) {
-        return this.invalid(`"${key}" must be of type ${info.type}, not ${JSON.stringify(item)}.`);
-      }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return this.invalid("The configuration must be a JSON object.");
+    }
+    const problems = validate(this.schema, this.schema, value);
+    if (problems.length) {
+      const { key, message } = problems[0];
+      this.form.showServerError(key, message);
+      return this.invalid(`"${key}" ${message}.`);
     }
     this.editor.classList.remove("invalid");
     this.show(null);
@@ -112,8 +137,10 @@ export class ConfigEditor {
     for (const key of Object.keys(daemon.configuration || {})) if (!(key in patch)) patch[key] = null;
     try {
       const result = await withBusy(button, restart ? "Saving and restarting…" : "Saving…", async () => {
-        const saved = await api(`/api/daemons/${daemon.id}`, { method: "PUT", body: { configuration: patch } });
+        const headers = this.etag ? { "If-Match": this.etag } : {};
+        const saved = await api(`/api/daemons/${daemon.id}`, { method: "PUT", body: { configuration: patch }, headers });
         this.saved = null;
+        this.etag = saved.daemon.etag;
         this.onSaved(saved.daemon);
         if (!restart) return saved;
         const restarted = await api(`/api/daemons/${daemon.id}/restart`, { method: "POST" });
@@ -122,7 +149,11 @@ export class ConfigEditor {
       });
       this.reportSaved(result);
     } catch (exc) {
+      if (exc.status === 412) {
+        return this.invalid("Not saved: someone else changed this daemon while you were editing. Your text is kept; Reset to saved shows their version, then apply your change again.");
+      }
       const where = exc.details?.key ? ` (${exc.details.key})` : "";
+      if (exc.details?.key) this.form.showServerError(exc.details.key, exc.message);
       this.invalid(`Not saved${where}: ${exc.message}`);
     }
   }
@@ -152,18 +183,5 @@ export class ConfigEditor {
       event.preventDefault();
       this.editor.setRangeText("  ", this.editor.selectionStart, this.editor.selectionEnd, "end");
     }
-  }
-
-  paintSchema() {
-    const rows = Object.entries(this.schema).map(([key, info]) =>
-      h(
-        "div.schema-row",
-        {},
-        h("div", {}, h("span.k", {}, key), h("span.ty", {}, info.type)),
-        info.description ? h("div.d", {}, info.description) : null,
-        h("div.df", {}, `default: ${JSON.stringify(info.default)}`),
-      ),
-    );
-    replaceChildren($("[data-config-schema]", this.root), ...rows);
   }
 }

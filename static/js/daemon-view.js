@@ -141,12 +141,25 @@ export class DaemonControls {
 
 /** Holds daemon dicts by id and applies REST replies and live events in order. */
 export class DaemonStore {
-  constructor(onChange) {
+  constructor(onChange, onRemove = () => {}) {
     this.items = new Map();
+    this.deleted = new Set(); // a late event for a deleted daemon must not bring it back
     this.onChange = onChange;
+    this.onRemove = onRemove;
+  }
+
+  remove(id) {
+    this.deleted.add(id);
+    if (this.items.delete(id)) this.onRemove(id);
+  }
+
+  /** After a fresh listing: forget daemons it no longer has (deleted while we were away). */
+  keepOnly(ids) {
+    for (const id of [...this.items.keys()]) if (!ids.has(id)) this.remove(id);
   }
 
   put(daemon) {
+    if (this.deleted.has(daemon.id)) return;
     const current = this.items.get(daemon.id);
     if (!isNewer(daemon, current)) return;
     this.items.set(daemon.id, { ...current, ...daemon });

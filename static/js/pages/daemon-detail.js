@@ -16,6 +16,7 @@ import {
 } from "../daemon-view.js";
 import { JobHistory } from "../job-history.js";
 import { LogView } from "../log-view.js";
+import { SettingsEditor } from "../settings-editor.js";
 import { onTick, startShell, toast } from "../shell.js";
 
 const boot = JSON.parse($("#daemon-boot").textContent);
@@ -42,11 +43,13 @@ const store = new DaemonStore((changed) => {
   paintHeader(Date.now());
   controls.update();
   editor.daemonChanged(daemon);
+  settings.daemonChanged(daemon);
 });
 const controls = new DaemonControls(() => daemon, (d) => store.put(d));
 $("[data-daemon-actions]").append(controls.node);
 const logs = new LogView($("#tab-logs"), daemon);
 const editor = new ConfigEditor($("#tab-config"), () => daemon, (d) => store.put(d));
+const settings = new SettingsEditor($("[data-settings]"), () => daemon, (d) => store.put(d));
 const jobHistory = new JobHistory($("#tab-history"), daemon);
 
 function paintHeader(now) {
@@ -109,6 +112,13 @@ live.on("daemon_status", (event) => event.daemon_id === daemon.id && store.patch
 live.on("daemon_log", (event) => event.daemon_id === daemon.id && logs.receive(event.lines));
 live.on("daemon_job_action", (event) => event.daemon_id === daemon.id && jobHistory.receive(event));
 live.on("job_update", (event) => jobHistory.jobChanged(event.job));
+live.on("daemon_deleted", (event) => {
+  if (event.daemon_id !== daemon.id) return;
+  const banner = $("[data-daemon-error]");
+  banner.hidden = false;
+  setText(banner, `${daemon.name} was deleted. Its logs and job history are gone.`);
+  for (const button of document.querySelectorAll("main button")) button.disabled = true;
+});
 // Also on the first connect: whatever changed between the first REST reads and the
 // subscription is read again, so the page starts without a gap.
 live.on("synced", () => {
@@ -121,6 +131,7 @@ onTick(tick);
 store.put(daemon);
 logs.reload();
 editor.load();
+settings.load();
 jobHistory.load();
 refresh();
 live.start();

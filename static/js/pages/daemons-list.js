@@ -18,11 +18,19 @@ import { confirmAction, onTick, startShell, toast, withBusy } from "../shell.js"
 
 const cards = new Map();
 const grid = $("#daemon-cards");
-const store = new DaemonStore((daemon, isNew) => {
-  if (isNew) addCard(daemon);
-  cards.get(daemon.id).update(daemon);
-  paintSummary();
-});
+const store = new DaemonStore(
+  (daemon, isNew) => {
+    if (isNew) addCard(daemon);
+    cards.get(daemon.id).update(daemon);
+    paintSummary();
+  },
+  (id) => {
+    cards.get(id)?.node.remove();
+    cards.delete(id);
+    $("#daemons-empty").hidden = cards.size > 0;
+    paintSummary();
+  },
+);
 
 class DaemonCard {
   constructor(daemon) {
@@ -122,6 +130,7 @@ async function load() {
   try {
     const { daemons } = await api("/api/daemons");
     for (const daemon of daemons) store.put(daemon);
+    store.keepOnly(new Set(daemons.map((daemon) => daemon.id)));
     if (!daemons.length) {
       grid.replaceChildren();
       $("#daemons-empty").hidden = false;
@@ -158,6 +167,8 @@ async function bulk(action, button) {
 
 const live = startShell();
 live.on("daemon_update", (event) => store.put(event.daemon));
+live.on("daemon_created", (event) => store.put(event.daemon));
+live.on("daemon_deleted", (event) => store.remove(event.daemon_id));
 live.on("daemon_status", (event) => store.patchStatus(event));
 live.on("synced", () => load());
 onTick((now) => {
