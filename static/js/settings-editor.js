@@ -45,7 +45,8 @@ export class SettingsEditor {
   daemonChanged(daemon) {
     if (!this.schema) return;
     if (!this.dirty) this.paint(daemon);
-    else if (daemon.etag !== this.etag) {
+    else if (daemon.etag !== this.etag && this.status.hidden) {
+      // Once: heartbeats also send updates, and must not hide an error shown meanwhile.
       this.show("note", "These settings were changed elsewhere while you were editing; saving will be refused until you reload them.");
     }
   }
