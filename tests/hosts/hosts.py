@@ -1,0 +1,146 @@
+"""Test hosts on one machine: network namespaces joined by veth pairs, with faults made by
+taking links down (partitions) and ``tc netem`` (delay, loss).
+
+Every namespace, veth and qdisc carries this session's PREFIX, so a sweep finds what a crashed
+run left behind. Addresses are 10.231.x.y/24 on veths between our own namespaces (and one into
+the root namespace, for the test process); no namespace has a default route, so no packet can
+leave the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+
+PREFIX_ROOT = "shh"  # every name this suite creates starts with it (sweep_stale)
+PREFIX = f"{PREFIX_ROOT}{uuid.uuid4().hex[:4]}"
+SUBNET = "10.231"
+
+
+class HostsUnavailable(Exception):
+    """Network namespaces cannot be made here (not root, no iproute2)."""
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=20)
+
+
+def check_available() -> None:
+    if os.geteuid() != 0:
+        raise HostsUnavailable("network namespaces need root")
+    for tool in ("ip", "tc", "redis-server", "runuser"):
+        if shutil.which(tool) is None:
+            raise HostsUnavailable(f"{tool} is not installed")
+    probe = f"{PREFIX}-probe"
+    made = run("ip", "netns", "add", probe, check=False)
+    if made.returncode != 0:
+        raise HostsUnavailable(f"ip netns add failed: {made.stderr.strip()}")
+    run("ip", "netns", "del", probe, check=False)
+
+
+def sweep_stale(prefix: str = PREFIX_ROOT) -> list[str]:
+    """Delete namespaces (and so their veths) left by any run of this suite."""
+    listing = run("ip", "netns", "list", check=False).stdout.split("\n")
+    names = [line.split()[0] for line in listing if line.strip()]
+    stale = [name for name in names if name.startswith(prefix)]
+    for name in stale:
+        run("ip", "netns", "del", name, check=False)
+    for line in run("ip", "-o", "link", "show", check=False).stdout.splitlines():
+        dev = line.split(":")[1].strip().split("@")[0]
+        if dev.startswith(prefix):
+            run("ip", "link", "del", dev, check=False)
+    return stale
+
+
+@dataclass
+class Link:
+    """A veth pair: ``a_dev`` in namespace ``a`` (address ``a_ip``), ``b_dev`` in ``b``."""
+
+    name: str
+    a: str | None  # None: the root namespace
+    b: str
+    a_dev: str
+    b_dev: str
+    a_ip: str
+    b_ip: str
+    netem: bool = False
+
+    def _ip(self, side: str | None, *args: str, check: bool = True):
+        return run("ip", *(("-n", side) if side else ()), *args, check=check)
+
+    def down(self) -> None:
+        """A partition: the host side goes down (the peer loses carrier)."""
+        self._ip(self.b, "link", "set", self.b_dev, "down")
+
+    def up(self) -> None:
+        self._ip(self.b, "link", "set", self.b_dev, "up")
+
+    def shape(self, spec: str) -> None:
+        """netem on both ends, e.g. "delay 200ms loss 5%" (applies to each direction)."""
+        verb = "change" if self.netem else "add"
+        for ns, dev in ((self.a, self.a_dev), (self.b, self.b_dev)):
+            prefix = ("ip", "netns", "exec", ns) if ns else ()
+            run(*prefix, "tc", "qdisc", verb, "dev", dev, "root", "netem", *spec.split())
+        self.netem = True
+
+    def unshape(self) -> None:
+        if not self.netem:
+            return
+        for ns, dev in ((self.a, self.a_dev), (self.b, self.b_dev)):
+            prefix = ("ip", "netns", "exec", ns) if ns else ()
+            run(*prefix, "tc", "qdisc", "del", "dev", dev, "root", check=False)
+        self.netem = False
+
+
+@dataclass
+class Network:
+    """Namespaces and links of one test session; ``teardown()`` removes them all."""
+
+    namespaces: list[str] = field(default_factory=list)
+    links: dict[str, Link] = field(default_factory=dict)
+    _next_subnet: int = 1
+
+    def namespace(self, role: str) -> str:
+        name = f"{PREFIX}-{role}"
+        run("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def link(self, name: str, a: str | None, b: str) -> Link:
+        """A veth between ``a`` (None: the root namespace) and ``b`` on its own /24:
+        ``a`` is .1, ``b`` is .2. Only the /24 is routed: no default route anywhere."""
+        number = self._next_subnet
+        self._next_subnet += 1
+        a_dev, b_dev = f"{PREFIX}{number}a", f"{PREFIX}{number}b"
+        a_ip, b_ip = f"{SUBNET}.{number}.1", f"{SUBNET}.{number}.2"
+        run("ip", "link", "add", a_dev, "type", "veth", "peer", "name", b_dev)
+        if a is not None:
+            run("ip", "link", "set", a_dev, "netns", a)
+        run("ip", "link", "set", b_dev, "netns", b)
+        for ns, dev, ip in ((a, a_dev, a_ip), (b, b_dev, b_ip)):
+            prefix = ("-n", ns) if ns else ()
+            run("ip", *prefix, "addr", "add", f"{ip}/24", "dev", dev)
+            run("ip", *prefix, "link", "set", dev, "up")
+        made = Link(name, a, b, a_dev, b_dev, a_ip, b_ip)
+        self.links[name] = made
+        return made
+
+    def teardown(self) -> None:
+        for made in self.links.values():
+            made.unshape()
+            if made.a is None:  # the root end: deleting it deletes the pair
+                run("ip", "link", "del", made.a_dev, check=False)
+        for name in reversed(self.namespaces):
+            run("ip", "netns", "del", name, check=False)
+        self.links.clear()
+        self.namespaces.clear()
+
+
+def in_namespace(namespace: str, command: list[str]) -> list[str]:
+    """``command`` run inside ``namespace`` (ip netns exec execs it: the pid is the
+    command's own)."""
+    return ["ip", "netns", "exec", namespace, *command]
