@@ -28,6 +28,8 @@ from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 
 from stashhog import create_app
+from stashhog.auth import tokens, users
+from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.launcher import procfile_commands
 from stashhog.launcher.redis_server import free_port
@@ -38,6 +40,11 @@ from tests.support.workers import ROOT, WorkerProcess, start_daemons_worker
 DAEMON_MODULES = "tests.support.daemons"
 # Loopback only: no proxy from the environment.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+BENCH_USER = "bench"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 class BenchServices:
@@ -80,6 +87,11 @@ class BenchServices:
         )
         with self.app.app_context():
             upgrade(revision="head")
+            # The panel asks who is calling: an operator's token for HTTP and sockets, and a
+            # password for the browser tabs' login form.
+            self.password = secrets.token_urlsafe(16)
+            users.create_user(BENCH_USER, self.password, Role.OPERATOR)
+            self.token = tokens.create_token("bench", BENCH_USER)[1]
         self.celery = self.app.extensions["celery"]
         self.env = dict(os.environ)
         self.env.update(
@@ -110,6 +122,7 @@ class BenchServices:
         """The Procfile's ``web`` line (gunicorn, the gevent worker of ``stashhog.webserver``)
         on a free loopback port, with ``env`` added; returns once it answers."""
         web = WebProcess({**self.env, **(env or {})})
+        web.token = self.token
         self.webs.append(web)
         note(f"web pid {web.pid} at {web.url}, log {web.log_path}")
         web.wait_ready()

@@ -121,7 +121,14 @@ def main() -> None:
 
 def run(bench, web, args: argparse.Namespace) -> dict:
     """Measures, prints the table, and returns the figures for ``--json``."""
-    from bench.harness import SUMMARY_HEADERS, note, summary_figures, summary_row, table
+    from bench.harness import (
+        BENCH_USER,
+        SUMMARY_HEADERS,
+        note,
+        summary_figures,
+        summary_row,
+        table,
+    )
     from stashhog.services.daemon_control import start_daemon, stop_daemon
 
     daemon_id = bench.create_daemon(FLOOD_TYPE, {"rate": args.rate, "heartbeat_interval": 1})
@@ -135,12 +142,14 @@ def run(bench, web, args: argparse.Namespace) -> dict:
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads
     results, stop = spawn.Queue(), spawn.Event()
     reader = spawn.Process(
-        target=read_websockets, args=(web.ws_url, str(daemon_id), ws_clients, stop, results)
+        target=read_websockets,
+        args=(web.ws_url, web.token, str(daemon_id), ws_clients, stop, results),
     )
     reader.start()
     try:
         assert results.get(timeout=60) == "ready"
-        with Tabs(f"{web.url}/daemons/{daemon_id}", args.browsers) as tabs:
+        page_url = f"{web.url}/daemons/{daemon_id}"
+        with Tabs(page_url, args.browsers, BENCH_USER, bench.password) as tabs:
             since = time.time() + args.warmup  # every client is connected from here on
             until = since + args.seconds
             tabs.observe(since, until)
@@ -197,8 +206,9 @@ def run(bench, web, args: argparse.Namespace) -> dict:
 class Tabs:
     """``count`` Chromium tabs on the daemon's detail page, each with its live connection."""
 
-    def __init__(self, url: str, count: int) -> None:
+    def __init__(self, url: str, count: int, username: str, password: str) -> None:
         self.url, self.count, self.pages = url, count, []
+        self.username, self.password = username, password
 
     def __enter__(self) -> Tabs:
         from playwright.sync_api import sync_playwright
@@ -211,10 +221,18 @@ class Tabs:
         for _ in range(self.count):
             page = self.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
             page.add_init_script(ARRIVAL_JS)
-            page.goto(self.url)
+            self.sign_in(page)
             page.wait_for_selector('#live-pill[data-state="live"]')
             self.pages.append(page)
         return self
+
+    def sign_in(self, page) -> None:
+        """Through the login form, which then leads to the daemon's page."""
+        page.goto(self.url)  # redirected to /login?next=…
+        page.fill("input[name=username]", self.username)
+        page.fill("input[name=password]", self.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(self.url)
 
     def browser_pid(self) -> int | None:
         """The Chromium process Playwright launched (a child of its driver)."""
@@ -237,7 +255,7 @@ class Tabs:
         self.playwright.stop()
 
 
-def read_websockets(ws_url, daemon_id, clients, stop, results) -> None:
+def read_websockets(ws_url, token, daemon_id, clients, stop, results) -> None:
     """In its own process: ``clients`` WebSocket clients following the daemon. Sends "ready"
     once all are subscribed, then (created, latency ms) of every line when ``stop`` is set."""
     import threading
@@ -250,7 +268,10 @@ def read_websockets(ws_url, daemon_id, clients, stop, results) -> None:
 
     def follow() -> None:
         # Pure-Python UTF-8 validation would make the client, not the server, the bottleneck.
-        ws = websocket.create_connection(ws_url, timeout=0.5, skip_utf8_validation=True)
+        header = [f"Authorization: Bearer {token}"]
+        ws = websocket.create_connection(
+            ws_url, timeout=0.5, skip_utf8_validation=True, header=header
+        )
         ws.send(json.dumps({"command": "subscribe", "daemon_id": daemon_id}))
         mine = []
         while json.loads(ws.recv())["type"] != "subscription_confirmed":

@@ -41,6 +41,7 @@ from bench.harness import (
     SUMMARY_HEADERS,
     BenchServices,
     add_json_option,
+    bearer,
     machine_load,
     note,
     poll,
@@ -225,11 +226,11 @@ def service_functions(app):
     return start, stop
 
 
-def http_functions(port: int):
+def http_functions(port: int, token: str):
     def post(path: str) -> dict:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            conn.request("POST", path)
+            conn.request("POST", path, headers=bearer(token))
             response = conn.getresponse()
             body = json.loads(response.read())
         finally:
@@ -309,7 +310,7 @@ def measure(bench: BenchServices, cycler: Cycler, args) -> dict[str, tuple[Sampl
         ("service", args.cycles, service, True,
          f"service calls, {args.cycles} cycles, prefork -c {args.concurrency} "
          f"--disable-prefetch, {up}"),
-        ("api", args.api_cycles, http_functions(server.server_port), True,
+        ("api", args.api_cycles, http_functions(server.server_port, bench.token), True,
          f"HTTP API (werkzeug, POST .../start then .../stop), {args.api_cycles} cycles, {up}"),
         ("immediate", args.immediate_cycles, service, False,
          f"service calls, {args.immediate_cycles} cycles, stop as soon as RUNNING is visible"),

@@ -32,6 +32,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.request
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -68,10 +69,11 @@ class Socket:
         self.parts: list[str] = []
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str) -> Socket:
+    async def connect(cls, host: str, port: int, path: str, token: str) -> Socket:
         reader, writer = await asyncio.open_connection(host, port)
         ws = WSConnection(ConnectionType.CLIENT)
-        writer.write(ws.send(Request(host=f"{host}:{port}", target=path)))
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+        writer.write(ws.send(Request(host=f"{host}:{port}", target=path, extra_headers=headers)))
         status, body = 0, b""
         try:
             while data := await reader.read(65536):
@@ -132,7 +134,8 @@ class Socket:
 class Viewers:
     """WebSocket clients on an event loop in a thread of their own; the bench thread calls in."""
 
-    def __init__(self, ws_url: str, daemon_id: str) -> None:
+    def __init__(self, ws_url: str, daemon_id: str, token: str) -> None:
+        self.token = token  # a script's bearer token: the socket refuses anonymous clients
         host_port, self.path = ws_url.removeprefix("ws://").split("/", 1)
         host, port = host_port.split(":")
         self.host, self.port, self.path = host, int(port), f"/{self.path}"
@@ -183,7 +186,7 @@ class Viewers:
         async def one() -> None:
             async with gate:
                 sock = await asyncio.wait_for(
-                    Socket.connect(self.host, self.port, self.path), timeout=10
+                    Socket.connect(self.host, self.port, self.path, self.token), timeout=10
                 )
                 await sock.send('{"type": "ping"}')
                 await asyncio.wait_for(sock.expect("pong"), timeout=10)
@@ -236,7 +239,7 @@ def main() -> None:
             raise SystemExit(f"steps go past the cap of {cap} sockets")
         daemon_id = str(bench.create_daemon("TEST_DAEMON", {}))
         web = bench.start_web(env)
-        with Viewers(web.ws_url, daemon_id) as viewers:
+        with Viewers(web.ws_url, daemon_id, web.token) as viewers:
             figures = measure(bench, web, viewers, daemon_id, cap, args)
     if args.json:
         harness.print_json("viewers", figures)
@@ -299,7 +302,9 @@ def api_get(web, count: int) -> list[float]:
 def api_once(web) -> tuple[int, float]:
     started = time.perf_counter()
     try:
-        with harness.HTTP.open(f"{web.url}/api/daemons", timeout=10) as reply:
+        url, headers = f"{web.url}/api/daemons", harness.bearer(web.token)
+        request = urllib.request.Request(url, headers=headers)
+        with harness.HTTP.open(request, timeout=10) as reply:
             reply.read()
             status = reply.status
     except urllib.error.HTTPError as exc:

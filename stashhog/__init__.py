@@ -14,12 +14,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     require_secret_key(settings)
     app.config.from_mapping(settings)
 
-    from stashhog import api, celery_app, cli, daemons, database, events, relay, web
+    from stashhog import api, auth, celery_app, cli, daemons, database, events, relay, web
 
     daemons.init_app(app)
     database.init_app(app)
     events.init_app(app)
     celery_app.init_app(app)
+    auth.init_app(app)  # first of the request hooks: the access policy runs before the rest
     api.init_app(app)
     relay.init_app(app)
     web.init_app(app)

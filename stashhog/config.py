@@ -32,6 +32,12 @@ ENV_KEYS = {
     "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
     "STASHHOG_THUMBNAIL_DIR": "THUMBNAIL_DIR",
     "STASHHOG_THUMBNAIL_SIZE": "THUMBNAIL_SIZE",
+    "STASHHOG_TRUSTED_HOSTS": "TRUSTED_HOSTS",
+    "STASHHOG_ALLOWED_ORIGINS": "ALLOWED_ORIGINS",
+    "STASHHOG_PROXY_HOPS": "PROXY_HOPS",
+    "STASHHOG_LOGIN_RATE_LIMIT": "LOGIN_RATE_LIMIT",
+    "STASHHOG_SESSION_LIFETIME": "PERMANENT_SESSION_LIFETIME",
+    "STASHHOG_SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
 }
 
 
@@ -74,6 +80,27 @@ class Config:
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
 
+    # -- access (stashhog.auth) --
+    # Host header values the panel answers; any other gets 400, which stops DNS rebinding
+    # against a panel on loopback. Ports are ignored; ".example.org" also takes subdomains.
+    # Behind a reverse proxy, add the name users type (e.g. "panel.example.org").
+    TRUSTED_HOSTS = ["127.0.0.1", "localhost"]
+    # Origins, besides the panel's own, allowed to open the live socket and to send
+    # cookie-carried changes (e.g. "https://panel.example.org" when a proxy rewrites Host).
+    ALLOWED_ORIGINS: list[str] = []
+    # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host are
+    # believed (the client's address in the audit trail, HTTPS for the Secure cookie).
+    # 0: none, the right value when nothing sits in front.
+    PROXY_HOPS = 0
+    # Failed sign-ins allowed per client address, and per username, in the window.
+    LOGIN_RATE_LIMIT = "10 per minute"
+    # Seconds a sign-in lasts.
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # The session cookie is Secure over HTTPS anyway; True forces it for every request.
+    SESSION_COOKIE_SECURE = False
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+
 
 def normalise_database_url(url: str) -> str:
     """Map bare PostgreSQL URLs to psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
@@ -84,6 +111,8 @@ def normalise_database_url(url: str) -> str:
 
 
 def _parse(raw: str, default: Any) -> Any:
+    if isinstance(default, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
     if isinstance(default, bool):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):

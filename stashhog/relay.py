@@ -8,6 +8,10 @@ that answers the client's commands; neither polls. Under the production worker (
 Queues are bounded: a client that falls ``queue_size`` messages behind is dropped (its socket
 shut down) instead of slowing the fan-out for everyone else.
 
+Access is checked before the upgrade by the one policy (``stashhog.auth.policy``: credentials,
+and an ``Origin`` of the panel's own), and again at each subscription (a user deleted or
+demoted, or a token revoked, since then may not follow anything new).
+
 Limits, so that one process stays healthy whatever clients do: at most ``MAX_WEBSOCKETS``
 sockets (more are refused with 503 before the upgrade), inbound messages of at most
 ``WS_MAX_MESSAGE_BYTES`` (a larger frame closes the socket with 1009), and at most
@@ -30,6 +34,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import redis
 from flask import Flask, current_app, g, request
@@ -37,6 +42,7 @@ from simple_websocket import ConnectionClosed
 
 from stashhog import events
 from stashhog.api.errors import error_response
+from stashhog.auth.policy import subscription_check
 from stashhog.extensions import sock
 
 logger = logging.getLogger(__name__)
@@ -74,6 +80,8 @@ class Connection:
         self.daemon_ids: frozenset[str] = frozenset()
         self.max_subscriptions = max_subscriptions
         self.dropped = False
+        # May this socket's actor (still) subscribe? Set by the route (stashhog.auth.policy).
+        self.may_subscribe: Callable[[], bool] = lambda: True
 
     def offer(self, message: object) -> bool:
         try:
@@ -241,6 +249,8 @@ def answer(conn: Connection, raw: str | bytes) -> dict:
     except ValueError:
         return _error("daemon_id must be a UUID", command=command)
     if command == "subscribe":
+        if not conn.may_subscribe():
+            return _error("not allowed: sign in again", command=command)
         if daemon_id not in conn.daemon_ids and len(conn.daemon_ids) >= conn.max_subscriptions:
             limit = conn.max_subscriptions
             return _error(f"at most {limit} subscriptions per connection", command=command)
@@ -283,6 +293,7 @@ def answer_commands(ws, conn: Connection) -> None:
 def daemons_ws(ws) -> None:
     relay = get_relay()
     conn = relay.connect(ws)
+    conn.may_subscribe = subscription_check()
     # Confirming a subscription before Redis is subscribed would let a page catch up from
     # REST and then miss what is published until the subscriber is ready.
     relay.subscribed.wait(SUBSCRIBE_WAIT)

@@ -10,9 +10,10 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from stashhog import config, create_app
+from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonType
-from tests.support import services
+from tests.support import access, services
 from tests.support.workers import start_daemons_worker, start_jobs_worker
 
 TEST_DAEMON_MODULES = "tests.support.daemons"
@@ -94,9 +95,36 @@ def app_ctx(app):
         db.session.remove()
 
 
+@pytest.fixture(scope="session")
+def role_tokens(app) -> dict[Role, str]:
+    """An API token per role (users ``test-viewer``, ``test-operator``, ``test-admin``)."""
+    return access.tokens_per_role(app)
+
+
 @pytest.fixture
-def client(app):
+def client(app, role_tokens):
+    """A test client acting as an admin (bearer token): what most API tests need."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {role_tokens[Role.ADMIN]}"
+    return client
+
+
+@pytest.fixture
+def anonymous(app):
+    """A test client with no credentials at all."""
     return app.test_client()
+
+
+@pytest.fixture
+def client_as(app, role_tokens):
+    """``client_as("viewer")``: a test client carrying that role's token."""
+
+    def make(role: Role | str):
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {role_tokens[Role(role)]}"
+        return client
+
+    return make
 
 
 @pytest.fixture

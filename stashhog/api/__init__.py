@@ -6,6 +6,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 # Routes register on bp as their modules are imported.
 from stashhog.api import catalog, daemons, errors, health, jobs, openapi  # noqa: E402,F401
+from stashhog.auth import api as auth_api  # noqa: E402,F401  (audit, session, users, tokens)
 from stashhog.media import api as media_api  # noqa: E402,F401
 
 

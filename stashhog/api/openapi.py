@@ -24,6 +24,8 @@ from stashhog.api.schemas import ErrorResponse, NoQuery
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
+    401: "No credentials, or a token that is unknown or revoked.",
+    403: "The role may not do this, or (cookie sessions) the CSRF token or Origin is wrong.",
     400: "Malformed request: an unknown or invalid query parameter, or a body that is not a "
     "JSON object.",
     404: "No such resource (unknown or malformed id).",
@@ -39,12 +41,31 @@ TAGS = [
     {"name": "daemon-types", "description": "The types daemons are created from."},
     {"name": "jobs", "description": "Finite jobs on the jobs queue."},
     {"name": "media", "description": "The media library and its generated metadata."},
+    {"name": "audit", "description": "What operators did: the audit trail."},
+    {"name": "session", "description": "Who the request acts as."},
+    {"name": "users", "description": "Users and their roles (admin only)."},
+    {"name": "tokens", "description": "API tokens (admin only)."},
 ]
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (`flask --app app tokens create`), with its user's role.",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": "The panel's cookie after /login; changes also need X-CSRF-Token.",
+    },
+}
 DESCRIPTION = """\
 Every response is JSON. Errors are `{"error": {"code": ..., "message": ...}}`, with `key`
 naming an offending body field and `parameter` an offending query parameter. Ids are UUID
 strings (log line ids are integers); timestamps are ISO 8601 with a timezone. Unknown query
-parameters and body fields are refused."""
+parameters and body fields are refused. Every operation needs credentials, `Authorization:
+Bearer <token>` or the panel's session cookie: reading needs the viewer role, changing
+operator, users and tokens admin."""
 
 
 @dataclass
@@ -154,7 +175,11 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "StashHog Daemons API", "version": "1", "description": DESCRIPTION},
         "tags": TAGS,
         "paths": paths,
-        "components": {"schemas": dict(sorted(components.schemas.items()))},
+        "components": {
+            "schemas": dict(sorted(components.schemas.items())),
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+        "security": [{"bearer": []}, {"session": []}],
     }
 
 
@@ -226,7 +251,7 @@ def _responses(op: Operation, components: _Components) -> dict[str, Any]:
         str(status): {"description": text, "content": _content(op, model, components)}
         for status, (model, text) in op.responses.items()
     }
-    statuses = {400, 413, 503, *op.errors}
+    statuses = {400, 401, 403, 413, 503, *op.errors}
     if op.path_params:
         statuses.add(404)
     if op.body is not None:
@@ -270,14 +295,8 @@ def schema_html(schema: Any) -> Markup:
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ doc.info.title }}</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-code,pre{font:13px ui-monospace,monospace}pre{background:#f6f6f6;padding:.6em;overflow:auto}
-details{border:1px solid #ddd;border-radius:4px;margin:.4em 0;padding:.3em .7em}
-summary{cursor:pointer}.m{display:inline-block;width:4em;font-weight:bold}
-.get{color:#0a6}.post{color:#06c}.put{color:#a60}table{border-collapse:collapse;width:100%}
-td,th{border-bottom:1px solid #eee;text-align:left;padding:.2em .5em;vertical-align:top}
-</style></head><body>
+<link rel="stylesheet" href="{{ url_for('static', filename='css/docs.css') }}">
+</head><body>
 <h1>{{ doc.info.title }} <small>v{{ doc.info.version }}</small></h1>
 <p>{{ doc.info.description }}</p>
 <p>The machine-readable document: <a href="openapi.json">/api/openapi.json</a> (OpenAPI

@@ -2,6 +2,7 @@
 
 # The media library's table (media_files) lives with the rest of the media code; a module
 # import, so importing stashhog.media.models first (which imports this package) works too.
+import stashhog.auth.models  # noqa: F401  (users, api_tokens, audit_events)
 import stashhog.media.models  # noqa: F401
 from stashhog.models.cluster import ClusterState
 from stashhog.models.daemon import Daemon, DaemonJobHistory, DaemonLog

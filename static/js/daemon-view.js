@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { h, icon, replaceChildren, setText } from "./dom.js";
 import { ago, duration, isNewer, parseTime } from "./format.js";
+import { may } from "./session.js";
 import { toast, withBusy } from "./shell.js";
 
 const STATUS_TONES = {
@@ -91,7 +92,8 @@ export class DaemonControls {
     this.onResult = onResult;
     this.busy = false;
     this.buttons = {};
-    this.node = h("div.controls", { style: "display:contents" });
+    this.node = h("div.controls.contents");
+    if (!may("operator")) return; // a viewer is offered no controls
     for (const [action, spec] of Object.entries(ACTIONS)) {
       const button = h(
         "button.btn",
@@ -105,6 +107,7 @@ export class DaemonControls {
   }
 
   update() {
+    if (!this.buttons.start) return;
     const daemon = this.getDaemon();
     const status = daemon.status;
     const running = status === "RUNNING" || status === "STARTING";

@@ -115,6 +115,6 @@ export class JobHistory {
   }
 
   messageRow(text) {
-    return h("tr", {}, h("td.muted", { colspan: 6, style: "text-align:center;padding:28px" }, text));
+    return h("tr", {}, h("td.muted.table-note", { colspan: 6 }, text));
   }
 }

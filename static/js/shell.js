@@ -44,7 +44,7 @@ function showLiveState(state) {
   }
 }
 
-function setupTheme() {
+export function setupTheme() {
   const root = document.documentElement;
   const button = $("#theme-toggle");
   const paint = () => {

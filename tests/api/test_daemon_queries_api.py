@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stashhog.api.schemas import DaemonList, DaemonOut, DefaultConfig, HistoryList, LogList
+from stashhog.auth.roles import Role
 from tests.api.conftest import UNKNOWN, error_of
+from tests.support.access import with_token
 
 # -- GET /api/daemons, GET /api/daemons/{id} -------------------------------------------------
 
@@ -181,8 +183,8 @@ def test_history_of_unknown_daemon_is_404(client, clean_db):
 # -- dependencies down ---------------------------------------------------------------------------
 
 
-def test_redis_down_is_503_and_writes_nothing(app_without_redis, daemon, unchanged):
-    client = app_without_redis.test_client()
+def test_redis_down_is_503_and_writes_nothing(app_without_redis, daemon, unchanged, role_tokens):
+    client = with_token(app_without_redis.test_client(), role_tokens[Role.ADMIN])
     with unchanged():
         error_of(client.get("/api/daemons"), 503, "unavailable")
         error_of(client.get(f"/api/daemons/{daemon.id}"), 503, "unavailable")
@@ -191,8 +193,8 @@ def test_redis_down_is_503_and_writes_nothing(app_without_redis, daemon, unchang
         error_of(client.post(f"/api/daemons/{daemon.id}/stop"), 503)
 
 
-def test_database_down_is_503(app_without_database):
-    client = app_without_database.test_client()
+def test_database_down_is_503(app_without_database, role_tokens):
+    client = with_token(app_without_database.test_client(), role_tokens[Role.ADMIN])
     error = error_of(client.get("/api/daemons"), 503, "unavailable")
     assert "OperationalError" in error["message"]
     error_of(client.get(f"/api/daemons/{UNKNOWN}/logs"), 503, "unavailable")

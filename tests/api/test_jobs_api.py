@@ -8,9 +8,11 @@ import uuid
 import pytest
 
 from stashhog.api.schemas import JobAction, JobList, JobOut
+from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.models import Job
 from tests.api.conftest import error_of
+from tests.support.access import with_token
 from tests.support.wait import eventually
 
 UNKNOWN = str(uuid.uuid4())
@@ -179,7 +181,7 @@ def test_invalid_cancel_body_is_422_and_writes_nothing(client, add_job, unchange
         error_of(client.post(f"/api/jobs/{job.id}/cancel", json=body), 422, "invalid")
 
 
-def test_database_down_is_503(app_without_database):
-    client = app_without_database.test_client()
+def test_database_down_is_503(app_without_database, role_tokens):
+    client = with_token(app_without_database.test_client(), role_tokens[Role.ADMIN])
     error_of(client.get("/api/jobs"), 503, "unavailable")
     error_of(client.post("/api/jobs", json={"type": "TEST"}), 503, "unavailable")

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from stashhog.auth.roles import Role
 from stashhog.services import daemon_configuration, daemon_control, daemon_queries
+from tests.support.access import TEST_PASSWORD, ensure_user, username_for
 from tests.support.services import IN_CI
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -80,20 +82,70 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 1360, "height": 900},
-        color_scheme="dark",
-        accept_downloads=True,
-    )
+def sign_in(browser, base_url: str, username: str) -> dict:
+    """Sign in through the login form, as a user does; the context's cookies, to reuse."""
+    context = browser.new_context(base_url=base_url)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
+    page.goto("/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/daemons")
+    state = context.storage_state()
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    return state
+
+
+@pytest.fixture(scope="session")
+def signed_in_states(app, browser, live_server) -> dict[Role, dict]:
+    """One sign-in per role for the whole session (each page reuses its cookies)."""
+    states = {}
+    with app.app_context():
+        for role in Role:
+            ensure_user(username_for(role), role)
+    for role in Role:
+        states[role] = sign_in(browser, live_server.url, username_for(role))
+    return states
+
+
+def watch_for_errors(page, errors: list[str]) -> None:
+    """Script errors and Content-Security-Policy violations, each a test failure."""
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+
+
+@pytest.fixture
+def page_as(browser, live_server, signed_in_states):
+    """``page_as(Role.VIEWER)``: a page signed in with that role; fails the test on script
+    errors and on CSP violations."""
+    contexts, errors = [], []
+
+    def make(role: Role | str):
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport={"width": 1360, "height": 900},
+            color_scheme="dark",
+            accept_downloads=True,
+            storage_state=signed_in_states[Role(role)],
+        )
+        contexts.append(context)
+        page = context.new_page()
+        watch_for_errors(page, errors)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors or CSP violations on the page: {errors}"
+
+
+@pytest.fixture
+def page(page_as):
+    """A page signed in as an admin."""
+    return page_as(Role.ADMIN)
 
 
 FAST_CONFIG = {

@@ -14,7 +14,10 @@ import redis
 import websocket
 
 from stashhog import create_app, events
+from stashhog.auth import tokens
+from stashhog.auth.roles import Role
 from stashhog.events import EventType
+from tests.support.access import login, username_for
 from tests.support.wait import eventually
 
 REPLY_TYPES = {"pong", "subscription_confirmed", "unsubscription_confirmed", "error"}
@@ -73,10 +76,13 @@ class Client:
 
 
 @pytest.fixture
-def connect(live_server, relay):
+def connect(live_server, relay, role_tokens):
+    """Open a socket as a viewer (a script's bearer token): the least a viewer of the panel
+    needs."""
     clients: list[Client] = []
 
     def make(**options) -> Client:
+        options.setdefault("header", [f"Authorization: Bearer {role_tokens[Role.VIEWER]}"])
         client = Client(live_server.ws_url, **options)
         clients.append(client)
         # The handshake completes before the server registers the connection; an answer
@@ -255,3 +261,51 @@ def test_building_the_app_starts_no_subscriber(app):
     relay = other.extensions["relay"]
     assert relay._thread is None
     assert relay.connection_count == 0
+
+
+def refusal(url: str, **options) -> websocket.WebSocketBadStatusException:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=5, **options)
+    return refused.value
+
+
+def test_a_socket_without_credentials_is_refused_before_the_upgrade(live_server):
+    refused = refusal(live_server.ws_url)
+    assert refused.status_code == 401
+    assert json.loads(refused.resp_body)["error"]["code"] == "unauthorized"
+    assert refusal(live_server.ws_url, header=["Authorization: Bearer shd_nope"]).status_code == 401
+
+
+def test_a_socket_from_a_foreign_origin_is_refused_even_with_credentials(
+    live_server, role_tokens, app
+):
+    header = [f"Authorization: Bearer {role_tokens[Role.ADMIN]}"]
+    for origin in ("https://evil.example", "http://127.0.0.1.evil.example", "null"):
+        refused = refusal(live_server.ws_url, header=header, origin=origin)
+        assert refused.status_code == 403, origin
+        assert json.loads(refused.resp_body)["error"]["code"] == "forbidden_origin"
+    # The panel's own origin, and no Origin at all (a script), are let in.
+    for options in ({"origin": live_server.url}, {"suppress_origin": True}):
+        client = Client(live_server.ws_url, header=header, **options)
+        assert client.ask({"type": "ping"}) == {"type": "pong"}
+        client.close()
+
+
+def test_a_signed_in_browser_session_opens_the_socket(app, live_server):
+    browser = app.test_client()
+    assert login(browser, username_for(Role.VIEWER)).status_code == 302
+    cookie = f"session={browser.get_cookie('session').value}"
+    client = Client(live_server.ws_url, cookie=cookie, origin=live_server.url)
+    assert client.ask({"type": "ping"}) == {"type": "pong"}
+    client.close()
+
+
+def test_each_subscription_is_authorized(app, connect):
+    with app.app_context():
+        token, text = tokens.create_token("short-lived-socket", username_for(Role.VIEWER))
+    client = connect(header=[f"Authorization: Bearer {text}"])
+    client.subscribe(str(uuid.uuid4()))
+    with app.app_context():
+        tokens.revoke_token(token.id)
+    reply = client.ask({"command": "subscribe", "daemon_id": str(uuid.uuid4())})
+    assert reply["type"] == "error" and "not allowed" in reply["message"]

@@ -25,6 +25,7 @@ import websocket
 from honcho.environ import parse_procfile
 
 from stashhog import events
+from stashhog.auth.roles import Role
 from stashhog.events import EventType
 from stashhog.launcher.redis_server import free_port
 from tests.support.workers import ROOT
@@ -86,18 +87,22 @@ class WebServer:
         self.log.close()
 
 
-def get(url: str, timeout: float = 5.0) -> tuple[int, bytes, float]:
+def get(url: str, timeout: float = 5.0, token: str | None = None) -> tuple[int, bytes, float]:
     started = time.monotonic()
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with NO_PROXY.open(url, timeout=timeout) as reply:
+        with NO_PROXY.open(request, timeout=timeout) as reply:
             return reply.status, reply.read(), time.monotonic() - started
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
-def web(app, worker_env):
+def web(app, worker_env, role_tokens):
     server = WebServer(worker_env)
+    server.token = role_tokens[Role.VIEWER]
     try:
         server.wait_ready()
         yield server
@@ -106,7 +111,11 @@ def web(app, worker_env):
 
 
 def open_socket(web: WebServer) -> websocket.WebSocket:
-    ws = websocket.create_connection(f"ws://127.0.0.1:{web.port}/api/daemons/ws", timeout=10)
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{web.port}/api/daemons/ws",
+        timeout=10,
+        header=[f"Authorization: Bearer {web.token}"],
+    )
     ws.send(json.dumps({"type": "ping"}))
     assert json.loads(ws.recv()) == {"type": "pong"}
     return ws
@@ -123,7 +132,7 @@ def test_open_sockets_leave_pages_and_the_api_answering(web, app):
     sockets = [open_socket(web) for _ in range(OPEN_SOCKETS)]
     try:
         for path in ("/api/daemons", "/daemons", "/api/health/live"):
-            status, _body, took = get(web.url + path)
+            status, _body, took = get(web.url + path, token=web.token)
             assert status == 200 and took < 1.0, f"{path}: {status} in {took:.2f}s"
         with app.app_context():
             events.publish(EventType.JOB_UPDATE, None, marker="to-every-viewer")
@@ -138,10 +147,14 @@ def test_sockets_beyond_the_limit_are_refused_before_the_upgrade(web):
     sockets = [open_socket(web) for _ in range(MAX_SOCKETS)]
     try:
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            websocket.create_connection(f"ws://127.0.0.1:{web.port}/api/daemons/ws", timeout=5)
+            websocket.create_connection(
+                f"ws://127.0.0.1:{web.port}/api/daemons/ws",
+                timeout=5,
+                header=[f"Authorization: Bearer {web.token}"],
+            )
         assert refused.value.status_code == 503
         assert b"live viewers" in refused.value.resp_body
-        assert get(web.url + "/api/daemons")[0] == 200
+        assert get(web.url + "/api/daemons", token=web.token)[0] == 200
     finally:
         for ws in sockets:
             ws.close()
@@ -202,7 +215,7 @@ def test_a_malformed_request_gets_the_json_error_shape(web):
     assert json.loads(body)["error"]["code"] == "bad_request"
 
 
-def test_a_chunked_body_over_the_limit_gets_413(web, app):
+def test_a_chunked_body_over_the_limit_gets_413(web, app, role_tokens):
     limit = app.config["MAX_CONTENT_LENGTH"]
     conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
     body = b'{"configuration": {"pad": "' + b"x" * (limit + 1024) + b'"}}'
@@ -211,7 +224,10 @@ def test_a_chunked_body_over_the_limit_gets_413(web, app):
         "PUT",
         "/api/daemons/00000000-0000-4000-8000-000000000000",
         body=chunks,
-        headers={"Content-Type": "application/json"},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {role_tokens[Role.OPERATOR]}",
+        },
         encode_chunked=True,
     )
     reply = conn.getresponse()
@@ -229,3 +245,28 @@ def test_the_web_process_writes_an_access_log_with_timestamps(web):
     )
     # Every other line carries a timestamp, the pid and the level.
     assert re.search(r"^\[\d{4}-\d\d-\d\d [\d:]+ [+-]\d{4}\] \[\d+\] \[INFO\] gunicorn", log, re.M)
+
+
+SLOW_CLIENTS = 40
+
+
+def test_clients_sending_headers_slowly_do_not_stop_the_server_answering_others(web):
+    """Slowloris: each of 40 connections sends a request line and then one header byte at a
+    time, never finishing. Under a threaded worker each would hold a thread; under gevent
+    each holds a greenlet, and everyone else is still answered at once."""
+    slow = [
+        socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(SLOW_CLIENTS)
+    ]
+    try:
+        for conn in slow:
+            conn.sendall(b"GET /api/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        for _round in range(6):
+            for conn in slow:
+                conn.sendall(b"a")  # still inside the headers: the request never completes
+            for path in ("/api/health/live", "/login"):
+                status, _body, took = get(web.url + path, timeout=3)
+                assert status == 200 and took < 1.0, f"{path}: {status} in {took:.2f}s"
+            time.sleep(0.5)
+    finally:
+        for conn in slow:
+            conn.close()

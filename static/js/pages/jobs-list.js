@@ -28,7 +28,7 @@ class JobRow {
     this.message = h("td.wrap");
     this.duration = h("td.num");
     this.daemon = h("td");
-    this.cancel = h("button.btn.small.halt", { type: "button", onclick: () => this.cancelJob() }, icon("cancel"), "Cancel");
+    this.cancel = h("button.btn.small.halt", { type: "button", dataset: { needs: "operator" }, onclick: () => this.cancelJob() }, icon("cancel"), "Cancel");
     this.node = h(
       "tr",
       { dataset: { jobId: job.id } },
@@ -40,7 +40,7 @@ class JobRow {
       this.daemon,
       h("td.num", { title: job.created_at }, dateTime(job.created_at)),
       this.duration,
-      h("td", { style: "text-align:right" }, this.cancel),
+      h("td.end", {}, this.cancel),
     );
   }
 
