@@ -9,6 +9,7 @@ the local Redis.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +236,42 @@ def test_make_run_on_postgresql_keeps_every_procfile_process_up(postgresql_launc
     assert dead == [], postgresql_launcher.log()[-4000:]
     assert postgresql_launcher.proc.poll() is None
     assert "exited on its own" not in postgresql_launcher.log()
+
+
+def test_make_run_creates_the_first_admin_and_leaves_nothing_open(postgresql_launcher):
+    """A fresh database gets one user, admin, whose random password is printed once beside
+    the panel's URL; without it the panel answers 401, and Flower asks for its own."""
+    wait_until_healthy(postgresql_launcher)
+    password = wait_for_text(
+        postgresql_launcher, r"sign in +user 'admin', password '([^']+)' \(shown this once\)"
+    )[1]
+    assert "flask --app app users set-password admin" in postgresql_launcher.log()
+    panel = f"http://127.0.0.1:{postgresql_launcher.port}"
+    assert get(f"{panel}/api/daemons")[0] == 401
+    browser = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor()
+    )
+    form = browser.open(f"{panel}/login", timeout=5).read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)[1]
+    data = urllib.parse.urlencode({"username": "admin", "password": password, "csrf_token": token})
+    with browser.open(f"{panel}/login", data=data.encode(), timeout=5) as signed_in:
+        assert signed_in.url.endswith("/daemons")
+    session = json.loads(browser.open(f"{panel}/api/session", timeout=5).read())
+    assert session == {"user": "admin", "role": "admin", "via": "session"}
+
+    source = wait_for_text(
+        postgresql_launcher, r"Flower asks for user 'flower'; the password is in (\S+)"
+    )[1]
+    credentials = (ROOT / source).read_text().strip()
+    flower = f"http://127.0.0.1:{postgresql_launcher.flower_port}/"
+    deadline = time.monotonic() + READY_TIMEOUT
+    while get(flower)[0] == 0 and time.monotonic() < deadline:  # Flower still starting
+        time.sleep(0.5)
+    assert get(flower)[0] == 401
+    basic = base64.b64encode(credentials.encode()).decode()
+    request = urllib.request.Request(flower, headers={"Authorization": f"Basic {basic}"})
+    with HTTP.open(request, timeout=5) as reply:
+        assert reply.status == 200
 
 
 def test_a_process_that_exits_on_its_own_is_reported_and_stops_make_run(postgresql_launcher):

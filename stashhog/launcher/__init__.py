@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from stashhog import config
 from stashhog.config import ROOT, load_config
+from stashhog.launcher.access import banner_lines, create_first_admin, flower_basic_auth
 from stashhog.launcher.processes import (
     Child,
     Output,
@@ -117,6 +118,8 @@ class Launcher:
         self.redis: Child | None = None
         self.redis_dir: Path | None = None
         self.children: list[Child] = []
+        self.first_admin: tuple[str, str] | None = None
+        self.flower_source = ""
 
     def _on_signal(self, signum: int, _frame) -> None:
         # Only count: printing from a signal handler can re-enter a buffered write.
@@ -140,6 +143,7 @@ class Launcher:
                 self.output.say(f"port {env[variable]} is in use; set {variable} to another")
                 return 1
         prepare_paths(env)
+        self.flower_source = flower_basic_auth(env)
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = self.start_redis(env)
         if self.signals:
@@ -148,6 +152,7 @@ class Launcher:
         returncode = self.run_release(commands.pop("release"), env)
         if returncode != 0 or self.signals:
             return returncode
+        self.first_admin = create_first_admin(env)
         for name, command in commands.items():
             child = spawn_procfile_line(name, command, env, self.output)
             self.children.append(child)
@@ -201,6 +206,7 @@ class Launcher:
         for line in (
             f"panel     http://127.0.0.1:{env['PORT']}",
             f"flower    http://127.0.0.1:{env['FLOWER_PORT']}",
+            *banner_lines(env, self.flower_source, self.first_admin),
             f"redis     {make_url(env['REDIS_URL']).render_as_string(hide_password=True)}",
             f"database  {database.render_as_string(hide_password=True)}",
             "Ctrl-C stops everything.",
