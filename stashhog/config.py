@@ -32,6 +32,12 @@ ENV_KEYS = {
     "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
     "STASHHOG_THUMBNAIL_DIR": "THUMBNAIL_DIR",
     "STASHHOG_THUMBNAIL_SIZE": "THUMBNAIL_SIZE",
+    "STASHHOG_METRICS_INTERVAL": "METRICS_INTERVAL",
+    "STASHHOG_LOG_MAX_LINES": "LOG_MAX_LINES",
+    "STASHHOG_LOG_MAX_AGE_DAYS": "LOG_MAX_AGE_DAYS",
+    "STASHHOG_JOB_MAX_AGE_DAYS": "JOB_MAX_AGE_DAYS",
+    "STASHHOG_PRUNE_INTERVAL": "PRUNE_INTERVAL",
+    "STASHHOG_ALERT_NOTIFY_INTERVAL": "ALERT_NOTIFY_INTERVAL",
     "STASHHOG_TRUSTED_HOSTS": "TRUSTED_HOSTS",
     "STASHHOG_ALLOWED_ORIGINS": "ALLOWED_ORIGINS",
     "STASHHOG_PROXY_HOPS": "PROXY_HOPS",
@@ -79,6 +85,30 @@ class Config:
     THUMBNAIL_SIZE = 320
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
+
+    # -- observability (stashhog.observability) --
+    # Seconds between samples of a running instance's process (CPU, RSS, threads, files).
+    METRICS_INTERVAL = 5.0
+    # Full-resolution samples are kept this many hours; minute rollups this many days.
+    METRICS_RAW_HOURS = 6
+    METRICS_ROLLUP_DAYS = 8
+    # Log retention when a daemon sets none: lines kept per daemon, and their age in days.
+    LOG_MAX_LINES = 1_000_000
+    LOG_MAX_AGE_DAYS = 30
+    # Ended jobs, finished runs and resolved alerts (with their deliveries) are kept this long.
+    JOB_MAX_AGE_DAYS = 30
+    RUN_MAX_AGE_DAYS = 30
+    ALERT_MAX_AGE_DAYS = 30
+    # The prune task: how often beat runs it, rows one DELETE removes (each its own short
+    # transaction, so ingest never waits), and the time one pass may spend.
+    PRUNE_INTERVAL = 10.0
+    PRUNE_BATCH = 5000
+    PRUNE_PASS_SECONDS = 2.0
+    # Notifications: one group per channel at most this often (seconds); a failed webhook
+    # is retried with backoff doubling from 1 s up to the cap, this many attempts in all.
+    ALERT_NOTIFY_INTERVAL = 5.0
+    ALERT_RETRY_CAP = 30.0
+    ALERT_ATTEMPTS = 5
 
     # -- access (stashhog.auth) --
     # Host header values the panel answers; any other gets 400, which stops DNS rebinding

@@ -23,6 +23,7 @@ class EventType(StrEnum):
     DAEMON_CREATED = "daemon_created"
     DAEMON_DELETED = "daemon_deleted"
     JOB_UPDATE = "job_update"
+    ALERT_UPDATE = "alert_update"
 
 
 # Sent only to subscribers of the daemon; everything else goes to every client.

@@ -18,7 +18,7 @@ def iso(value: datetime | None) -> str | None:
 # Not updated_at, which every heartbeat moves.
 SETTINGS_FIELDS = (
     "name", "enabled", "auto_start", "configuration", "restart_policy", "max_restarts",
-    "restart_window",
+    "restart_window", "log_max_lines", "log_max_age_days",
 )  # fmt: skip
 
 
@@ -35,6 +35,9 @@ def daemon_to_dict(daemon: Daemon) -> dict[str, Any]:
 
 
 def _daemon_fields(daemon: Daemon) -> dict[str, Any]:
+    # Here, not at the top: the daemon types import the job registry, which imports this.
+    from stashhog.daemons.registry import shown_configuration
+
     return {
         "id": str(daemon.id),
         "name": daemon.name,
@@ -43,7 +46,7 @@ def _daemon_fields(daemon: Daemon) -> dict[str, Any]:
         "auto_start": daemon.auto_start,
         "status": daemon.status,
         "desired_state": daemon.desired_state,
-        "configuration": daemon.configuration or {},
+        "configuration": shown_configuration(daemon.type, daemon.configuration or {}),
         "started_at": iso(daemon.started_at),
         "stopped_at": iso(daemon.stopped_at),
         "last_heartbeat": iso(daemon.last_heartbeat),
@@ -58,6 +61,8 @@ def _daemon_fields(daemon: Daemon) -> dict[str, Any]:
         "max_restarts": daemon.max_restarts,
         "restart_window": daemon.restart_window,
         "restart_count": daemon.restart_count,
+        "log_max_lines": daemon.log_max_lines,
+        "log_max_age_days": daemon.log_max_age_days,
         "created_at": iso(daemon.created_at),
         "updated_at": iso(daemon.updated_at),
     }

@@ -25,12 +25,14 @@ from stashhog.control import StopCommand, control_channel
 from stashhog.daemons.base import BaseDaemon
 from stashhog.extensions import db
 from stashhog.models import Daemon, DesiredState
+from stashhog.observability.metrics import record_sample
 from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
 from workers.control_watcher import ControlWatcher
 from workers.job_tracker import JobTracker
 from workers.log_pipeline import LogPipeline
+from workers.sampler import ProcessSampler
 
 logger = logging.getLogger(__name__)
 JOB_POLL_INTERVAL = 0.5
@@ -57,6 +59,7 @@ class DaemonInstance:
         self._status_dirty = False
         self._dropped_written = 0
         self._background: set[asyncio.Task] = set()
+        self.sampler = ProcessSampler()
 
     # -- the DaemonHost protocol -----------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
@@ -221,21 +224,27 @@ class DaemonInstance:
     async def _heartbeat(self, interval: float) -> None:
         # Stops once a stop is requested, so a stop that overruns shows as a STOPPING row
         # that no longer changes (the supervisor escalates those to SIGKILL).
-        elapsed = since_dropped = 0.0
+        # A process sample is due every METRICS_INTERVAL and goes with a heartbeat.
+        elapsed = since_dropped = since_sample = 0.0
+        sample_every = self.app.config["METRICS_INTERVAL"]
         while not self.stop_event.is_set():
             await asyncio.sleep(0.1)
             elapsed += 0.1
             since_dropped += 0.1
+            since_sample += 0.1
             dropped_moved = self.logs.dropped != self._dropped_written
             if dropped_moved and since_dropped >= DROPPED_WRITE_INTERVAL:
                 self._status_dirty, since_dropped = True, 0.0
-            if elapsed < interval and not self._status_dirty:
+            sample_due = since_sample >= sample_every
+            if elapsed < interval and not self._status_dirty and not sample_due:
                 continue
             values = self.status_values()
-            if elapsed >= interval:
+            if elapsed >= interval or sample_due:
                 values["last_heartbeat"], elapsed = datetime.now(UTC), 0.0
+            sample = self.sampler.sample() if sample_due else None
+            since_sample = 0.0 if sample_due else since_sample
             self._status_dirty = False
-            await self._write_heartbeat(values)
+            await self._write_heartbeat(values, sample)
 
     def status_values(self, text: str | None = None) -> dict[str, Any]:
         """The status line to write (``text``, else the daemon's own, then the lines lost,
@@ -251,10 +260,10 @@ class DaemonInstance:
             "log_lines_dropped": self.lines_lost,
         }
 
-    async def _write_heartbeat(self, values: dict) -> None:
+    async def _write_heartbeat(self, values: dict, sample: dict | None = None) -> None:
         try:
             row = await self.call_db(
-                change_daemon, self.daemon_id, if_generation=self.generation, **values
+                record_heartbeat, self.daemon_id, self.generation, values, sample
             )
         except Exception:
             logger.warning("heartbeat write failed; retrying", exc_info=True)
@@ -313,6 +322,14 @@ class DaemonInstance:
 
 def _late_sigterm(_signum, _frame) -> None:
     logger.info("SIGTERM while finishing a stop; ignored")
+
+
+def record_heartbeat(daemon_id: uuid.UUID, generation: int, values: dict, sample: dict | None):
+    """The heartbeat's write, then (if the row is still ours) the process sample."""
+    row = change_daemon(daemon_id, if_generation=generation, **values)
+    if row is not None and sample is not None:
+        record_sample(daemon_id, generation, sample)
+    return row
 
 
 def read_ownership(daemon_id: uuid.UUID):

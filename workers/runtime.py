@@ -10,6 +10,7 @@ the logs are flushed, the final status is written and the lease released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -25,6 +26,8 @@ from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, UnknownDaemonType
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState, RestartPolicy
+from stashhog.models.enums import RunOutcome
+from stashhog.observability import runs
 from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from workers.instance import DaemonInstance
@@ -82,12 +85,27 @@ class DaemonRuntime:
         if claimed is None:
             self._finish_unstarted()
             return "stale"
+        runs.open_run(self.daemon_id, self.generation, self.hostname, os.getpid())
         instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
         instance.stop_reason = self.early_stop
         self.instance = instance
         daemon = daemon_class(instance, row.name, config)
         outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
-        return self._finish(instance, outcome, row.restart_policy)
+        result = self._finish(instance, outcome, row.restart_policy)
+        self._close_run(instance, outcome)
+        return result
+
+    def _close_run(self, instance: DaemonInstance, outcome: str) -> None:
+        """End this generation's run; a fenced one too (only its own record is touched)."""
+        if outcome == "stopped" and "restart" in (instance.stop_reason or ""):
+            outcome = RunOutcome.RESTARTED
+        try:
+            runs.close_run(
+                self.daemon_id, self.generation, outcome, error=instance.error,
+                lines_logged=instance.logs.written, lines_dropped=instance.lines_lost,
+            )  # fmt: skip
+        except Exception:  # cut off from the database: the supervisor closes it instead
+            logging.getLogger(__name__).warning("run record not closed", exc_info=True)
 
     def _finish(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> str:
         if outcome == "fenced":

@@ -8,6 +8,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 from stashhog.api import catalog, daemons, errors, health, jobs, openapi  # noqa: E402,F401
 from stashhog.auth import api as auth_api  # noqa: E402,F401  (audit, session, users, tokens)
 from stashhog.media import api as media_api  # noqa: E402,F401
+from stashhog.observability import api as observability_api  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:

@@ -83,6 +83,12 @@ class LogsQuery(Query):
     order: Literal["desc", "asc"] = Field(
         "desc", description="By id: newest first (desc) or oldest first (asc, for catching up)."
     )
+    generation: int | None = Field(None, ge=0, le=MAX_ID, description="Only this run's lines.")
+    q: str | None = Field(
+        None, min_length=1, max_length=500,
+        description='Search: every word must occur; "quoted phrases" as written; -word '
+        "excludes (PostgreSQL full text, simple configuration).",
+    )  # fmt: skip
 
     @field_validator("level", mode="before")
     @classmethod
@@ -131,6 +137,12 @@ class DaemonUpdate(Body):
     )
     restart_window: StrictInt | None = Field(
         None, ge=10, le=604800, description="Seconds of healthy running that refill the budget."
+    )
+    log_max_lines: StrictInt | None = Field(
+        None, ge=100, le=10**10, description="Log lines kept for it (else LOG_MAX_LINES)."
+    )
+    log_max_age_days: StrictInt | None = Field(
+        None, ge=1, le=3650, description="Days its log lines are kept (else LOG_MAX_AGE_DAYS)."
     )
 
 
@@ -204,6 +216,8 @@ class DaemonOut(Out):
     max_restarts: int
     restart_window: int = Field(description="Seconds of healthy running that refill the budget.")
     restart_count: int
+    log_max_lines: int | None = Field(description="Its log cap; null: the global default.")
+    log_max_age_days: int | None = Field(description="Its log age cap; null: the default.")
     created_at: AwareDatetime
     updated_at: AwareDatetime
     etag: str = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import psutil
@@ -39,6 +40,10 @@ class TestDaemonConfig(DaemonConfig):
     simulate_errors: bool = Field(
         False, description="Raise an error every 20th iteration (logged and survived)."
     )
+    crash_after: float | None = Field(
+        None, ge=0.1, le=86400,
+        description="Seconds after which run() raises, so the daemon crashes (off when unset).",
+    )  # fmt: skip
     job_metadata: dict = Field(
         default_factory=dict,
         description="Metadata for the TEST jobs it launches (checked against the TEST job's "
@@ -76,7 +81,15 @@ class TestDaemon(BaseDaemon):
         self.info(f"Test daemon started (log every {self.config.log_interval:g}s)")
 
     async def run(self) -> None:
-        await self.every(self.config.log_interval, self.iterate)
+        crash_after = self.config.crash_after
+        if crash_after is None:
+            await self.every(self.config.log_interval, self.iterate)
+            return
+        # An exception in one iteration is survived; only one escaping run() is a crash.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(crash_after):
+                await self.every(self.config.log_interval, self.iterate)
+        raise SimulatedError(f"crash_after: crashing after {crash_after:g}s, as configured")
 
     async def iterate(self, iteration: int) -> None:
         self.update_status(f"iteration {iteration}, monitoring {len(self.monitored_jobs)} jobs")

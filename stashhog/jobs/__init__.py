@@ -112,3 +112,4 @@ def _validation_error(exc: ValidationError, job_type: JobType) -> JobValidationE
 # Built-in job types register themselves on import; last, since they import from here.
 from stashhog.jobs import test_job  # noqa: E402, F401
 from stashhog.media import job as media_job  # noqa: E402, F401
+from stashhog.observability import notify  # noqa: E402, F401

@@ -17,8 +17,22 @@ from stashhog.models.enums import (
     RestartPolicy,
 )
 from stashhog.models.job import Job
+from stashhog.models.observability import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertRule,
+    DaemonMetric,
+    DaemonRun,
+)
 
 __all__ = [
+    "Alert",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertRule",
+    "DaemonMetric",
+    "DaemonRun",
     "ClusterState",
     "Daemon",
     "DaemonJobAction",

@@ -15,6 +15,8 @@ from stashhog.models.types import JSONType, UTCDateTime, utcnow
 # SQLite only auto-increments INTEGER PRIMARY KEY, so the big-integer id falls back to it there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 TERMINAL_ACTIONS_SQL = "action IN ('FINISHED', 'FAILED', 'CANCELLED')"
+ERROR_LINES_SQL = "level = 'ERROR'"
+FTS_DOCUMENT_SQL = "to_tsvector('simple', message)"
 
 
 class Daemon(db.Model):
@@ -51,6 +53,10 @@ class Daemon(db.Model):
     restart_count: Mapped[int] = mapped_column(Integer, default=0)
     next_restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Retention of its log lines (None: the global LOG_MAX_LINES / LOG_MAX_AGE_DAYS).
+    log_max_lines: Mapped[int | None] = mapped_column(BigInteger)
+    log_max_age_days: Mapped[int | None] = mapped_column(Integer)
+
     def __repr__(self) -> str:
         return f"<Daemon {self.name} {self.status}>"
 
@@ -66,6 +72,15 @@ class DaemonLog(db.Model):
         Index(
             "uq_daemon_logs_daemon_id_generation_seq", "daemon_id", "generation", "seq", unique=True
         ),
+        # The alert on ERROR lines per minute counts recent ones: a small partial index.
+        Index(
+            "ix_daemon_logs_errors_created_at", "created_at",
+            postgresql_where=text(ERROR_LINES_SQL), sqlite_where=text(ERROR_LINES_SQL),
+        ),  # fmt: skip
+        # Log search (observability.search); PostgreSQL only, SQLite scans with LIKE.
+        Index(
+            "ix_daemon_logs_message_fts", text(FTS_DOCUMENT_SQL), postgresql_using="gin"
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -87,3 +87,21 @@ JOB_ENDED_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.C
 class JobType(StrEnum):
     TEST = "TEST"
     METADATA_GENERATE = "METADATA_GENERATE"
+    ALERT_NOTIFY = "ALERT_NOTIFY"
+
+
+class RunOutcome(StrEnum):
+    """How a run (one instance) ended."""
+
+    STOPPED = "stopped"
+    RETURNED = "returned"
+    CRASHED = "crashed"
+    FENCED = "fenced"
+    WORKER_LOST = "worker_lost"
+    RESTARTED = "restarted"
+    KILLED = "killed"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"

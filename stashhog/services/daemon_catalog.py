@@ -58,6 +58,15 @@ class DaemonSettings(BaseModel):
         le=604800,
         description="Seconds of healthy running after which the restart budget is full again.",
     )
+    log_max_lines: StrictInt | None = Field(
+        None, ge=100, le=10**10,
+        description="Log lines kept for this daemon (older ones are pruned); "
+        "empty: the global LOG_MAX_LINES.",
+    )  # fmt: skip
+    log_max_age_days: StrictInt | None = Field(
+        None, ge=1, le=3650,
+        description="Days its log lines are kept; empty: the global LOG_MAX_AGE_DAYS.",
+    )  # fmt: skip
 
 
 SETTING_NAMES = tuple(DaemonSettings.model_fields)

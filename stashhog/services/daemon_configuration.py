@@ -17,7 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from stashhog.daemons import describe, get_daemon_class
-from stashhog.daemons.config import DaemonConfig, validate_configuration
+from stashhog.daemons.config import (
+    SECRET_MASK,
+    DaemonConfig,
+    secret_keys,
+    validate_configuration,
+)
 from stashhog.errors import (
     ConfigurationError,
     Conflict,
@@ -46,18 +51,21 @@ def default_config(ref: uuid.UUID | str) -> dict[str, dict[str, Any]]:
 
 
 def merge_configuration(daemon_type: str, stored: Any, patch: Mapping[str, Any]) -> dict:
-    """``patch`` over ``stored`` (null removes a key), validated; ``Invalid`` names the key."""
+    """``patch`` over ``stored`` (null removes a key), validated; ``Invalid`` names the key.
+    A secret key sent back as ``SECRET_MASK`` (what it was shown as) keeps its stored value."""
     if not isinstance(patch, Mapping):
         raise Invalid(
             "configuration must be a JSON object", code="invalid_configuration", key="configuration"
         )
+    schema = get_daemon_class(daemon_type).Config
+    secret = secret_keys(schema)
     merged = dict(stored) if isinstance(stored, Mapping) else {}
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
-        else:
+        elif not (key in secret and value == SECRET_MASK):
             merged[key] = value
-    validated = _validate(get_daemon_class(daemon_type).Config, merged)
+    validated = _validate(schema, merged)
     return validated.model_dump(mode="json", include=set(merged))
 
 
@@ -78,7 +86,10 @@ def _effective(daemon_type: str, configuration: Any) -> dict | None:
         return None
 
 
-SETTING_KEYS = ("enabled", "auto_start", "restart_policy", "max_restarts", "restart_window")
+SETTING_KEYS = (
+    "enabled", "auto_start", "restart_policy", "max_restarts", "restart_window",
+    "log_max_lines", "log_max_age_days",
+)  # fmt: skip
 
 
 def update_daemon(

@@ -19,6 +19,7 @@ from stashhog.models import (
     Job,
     LogLevel,
 )
+from stashhog.observability import search
 from stashhog.serializers import history_to_dict, iso, log_to_dict
 from stashhog.services.daemon_health import HEALTHY, STOPPED, UNHEALTHY, present
 from stashhog.services.lease import lease_holders
@@ -103,11 +104,14 @@ def get_logs(
     before_id: int | None = None,
     limit: int = 100,
     order: str = "desc",
+    generation: int | None = None,
+    q: str | None = None,
 ) -> list[dict[str, Any]]:
     """Log lines of one daemon, ordered by id (newest first unless ``order="asc"``).
 
     ``level`` keeps that level and the more severe ones; ``after_id``/``before_id`` page by id
-    (exclusive); ``limit`` is capped at ``MAX_LIMIT``."""
+    (exclusive); ``generation`` keeps one run's lines; ``q`` searches (``search.matches``);
+    ``limit`` is capped at ``MAX_LIMIT``."""
     if order not in ("asc", "desc"):
         raise Invalid(f"order must be 'asc' or 'desc', not {order!r}", key="order")
     row = find_daemon_row(ref)
@@ -120,6 +124,10 @@ def get_logs(
         query = query.where(logs.c.id > after_id)
     if before_id is not None:
         query = query.where(logs.c.id < before_id)
+    if generation is not None:
+        query = query.where(logs.c.generation == generation)
+    if q:
+        query = query.where(search.matches(q))
     query = query.order_by(logs.c.id.desc() if order == "desc" else logs.c.id.asc())
     with db.engine.connect() as conn:
         rows = conn.execute(query.limit(_cap(limit))).all()

@@ -27,7 +27,8 @@ from stashhog.models import (
     LogLevel,
     RestartPolicy,
 )
-from stashhog.models.enums import LIVE_STATES, RUNNING_STATES
+from stashhog.models.enums import LIVE_STATES, RUNNING_STATES, RunOutcome
+from stashhog.observability import alerts, runs
 from stashhog.services import daemon_control
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
@@ -79,9 +80,22 @@ def reconcile() -> PassReport | None:
                 reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
             except StashHogError as exc:
                 report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
+        report.actions += observe(rows, now)
         return report
     finally:
         lock.release()
+
+
+def observe(rows: list[Row], now: datetime) -> list[str]:
+    """Alert evaluation and the hand-off of notifications; a failure here is logged and
+    never stops supervision."""
+    try:
+        changes = alerts.evaluate(rows, now)
+        alerts.dispatch_notifications(now)
+    except Exception:
+        current_app.logger.exception("alert evaluation failed")
+        return []
+    return changes
 
 
 def _mark_pass() -> tuple[bool, bool]:
@@ -132,6 +146,7 @@ def _towards_running(row: Row, alive: bool, now: datetime, report: PassReport) -
     elif row.status == DaemonStatus.RUNNING and not alive:
         report.note(row, LogLevel.WARNING, f"lease of generation {row.generation} expired "
                     f"(worker {row.worker or '?'} gone): starting a new instance")  # fmt: skip
+        runs.close_run(row.id, row.generation, RunOutcome.WORKER_LOST)
         daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.STARTING and not alive:
         if now - row.updated_at > DISPATCH_TIMEOUT:
@@ -185,6 +200,7 @@ def _towards_stopped(row: Row, alive: bool, now: datetime, report: PassReport) -
     elif row.status in LIVE_STATES:
         if not alive:
             report.note(row, LogLevel.INFO, "instance gone: marking STOPPED")
+            runs.close_run(row.id, row.generation, RunOutcome.WORKER_LOST)
             daemon_control.finalize_stopped(row)
         elif now - row.updated_at > _stop_deadline():
             kill(row, report)
@@ -203,6 +219,7 @@ def kill(row: Row, report: PassReport) -> None:
         get_celery().control.broadcast(
             "kill_pool_process", arguments={"pid": row.worker_pid}, destination=[row.worker]
         )
+    runs.close_run(row.id, row.generation, RunOutcome.KILLED, error=f"killed after {timeout:g}s")
     fenced = change_daemon(row.id, if_generation=row.generation, generation=row.generation + 1)
     if fenced:
         daemon_control.finalize_stopped(find_daemon_row(row.id))

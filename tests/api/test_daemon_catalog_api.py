@@ -44,6 +44,8 @@ def test_types_list_every_registered_type_with_its_full_schema(client):
         "restart_policy": "on-failure",
         "max_restarts": 5,
         "restart_window": 600,
+        "log_max_lines": None,
+        "log_max_age_days": None,
     }
     policy = body["settings_schema"]["$defs"]["RestartPolicy"]
     assert policy["enum"] == ["always", "on-failure", "never"]

@@ -68,6 +68,7 @@ def test_default_config_lists_every_key_with_default_and_description(client, dae
         "job_interval",
         "lines_per_iteration",
         "simulate_errors",
+        "crash_after",
         "job_metadata",
     }
     assert config["log_interval"].default == 5 and config["log_interval"].description
