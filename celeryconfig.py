@@ -19,6 +19,7 @@ task_routes = {
     "stashhog.run_daemon": {"queue": "daemons"},
     "stashhog.run_job": {"queue": "jobs"},
     "stashhog.reconcile": {"queue": "supervisor"},
+    "stashhog.prune": {"queue": "supervisor"},
 }
 
 # Early acks: with the Redis broker an unacked message is redelivered after visibility_timeout
@@ -42,4 +43,6 @@ task_send_sent_event = True
 beat_schedule = {
     # Interval overridden from the Flask config (RECONCILE_INTERVAL) in stashhog.celery_app.
     "reconcile": {"task": "stashhog.reconcile", "schedule": 1.5, "options": {"expires": 3}},
+    # Retention in small batches (stashhog.observability.retention); PRUNE_INTERVAL.
+    "prune": {"task": "stashhog.prune", "schedule": 10.0, "options": {"expires": 20}},
 }

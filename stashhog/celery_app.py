@@ -21,6 +21,10 @@ def init_app(app: Flask) -> Celery:
     celery.conf.beat_schedule["reconcile"].update(
         schedule=interval, options={"expires": interval * 2}
     )
+    prune_every = app.config["PRUNE_INTERVAL"]
+    celery.conf.beat_schedule["prune"].update(
+        schedule=prune_every, options={"expires": prune_every * 2}
+    )
     celery.flask_app = app  # worker signal handlers need the app context too
     celery.set_default()
     app.extensions["celery"] = celery

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from stashhog.observability import retention
 from stashhog.services import job_service, supervisor
 
 logger = logging.getLogger(__name__)
@@ -20,3 +21,11 @@ def reconcile() -> list[str]:
         logger.info("reconcile: %s", action)
     job_service.enforce_cancellations()
     return report.actions
+
+
+@shared_task(name="stashhog.prune", ignore_result=True)
+def prune() -> dict:
+    counts = retention.prune()
+    if counts:
+        logger.info("retention: pruned %s", dict(counts))
+    return dict(counts or {})

@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.")
 
 from stashhog.cli import catalog, daemons, logs, supervision  # noqa: E402,F401  (commands register)
+from stashhog.observability import cli as observability_cli  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:

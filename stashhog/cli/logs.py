@@ -40,18 +40,25 @@ class Timestamp(click.ParamType):
     help="Show the latest N lines.",
 )  # fmt: skip
 @click.option("--since", type=Timestamp(), help="Only lines written at or after this time.")
+@click.option("--grep", "grep", metavar="QUERY",
+              help='Only lines matching: words, "quoted phrases", -excluded (as the API\'s q).')
+@click.option("--generation", type=int, help="Only the lines of this run.")
 @json_option
 @reports_errors
 def logs_command(
-    ref: str, follow: bool, level: str | None, limit: int, since: datetime | None, as_json: bool
-) -> None:
+    ref: str, follow: bool, level: str | None, limit: int, since: datetime | None,
+    grep: str | None, generation: int | None, as_json: bool,
+) -> None:  # fmt: skip
     """Print a daemon's latest log lines, oldest first.
 
     With --json: a JSON array, or with --follow one JSON object per line."""
     if follow:
+        if grep or generation is not None:
+            raise click.UsageError("--follow takes neither --grep nor --generation")
         follow_logs(ref, level, since, limit, as_json)
         return
-    lines = daemon_queries.get_logs(ref, level=level, since=since, limit=limit)
+    lines = daemon_queries.get_logs(ref, level=level, since=since, limit=limit, q=grep,
+                                    generation=generation)  # fmt: skip
     lines.reverse()
     if as_json:
         return emit_json(lines)

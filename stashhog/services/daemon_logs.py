@@ -14,6 +14,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
 from stashhog.models.types import utcnow
+from stashhog.observability.counters import count_log_lines
 from stashhog.serializers import log_line_to_dict, log_to_dict
 from stashhog.services.fencing import hold_generation
 
@@ -63,6 +64,7 @@ def publish_log_lines(
     ]
     for start in range(0, len(written), EVENT_CHUNK):
         publish(EventType.DAEMON_LOG, daemon_id, lines=written[start : start + EVENT_CHUNK])
+    count_log_lines(daemon_id, (line["level"] for line in written))
     return written
 
 
@@ -108,4 +110,5 @@ def write_supervisor_log(daemon_id: uuid.UUID, level: str, message: str) -> dict
         ).first()
     line = log_to_dict(row)
     publish(EventType.DAEMON_LOG, daemon_id, lines=[line])
+    count_log_lines(daemon_id, [line["level"]])
     return line
