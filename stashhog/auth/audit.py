@@ -1,9 +1,12 @@
 """The audit trail: what operators did, written by the services that act.
 
 ``action()`` wraps one operator action and records it when it ends: ``ok``, or ``failed``
-with the refusal's message (the exception still propagates). The policy records refusals of
-its own (``denied``). Each record names the actor (``stashhog.auth.actor``), the address and
-user agent, the target, and for changes the values before and after.
+with the refusal's message (the exception still propagates). Only someone's actions are
+recorded, a user's (a request) or the CLI's: the supervisor's own starts and stops are in
+each daemon's history instead; and an action inside another (a restart's stop and start,
+each daemon of a stop-all) is part of the outer record, not one of its own. The policy
+records its own refusals (``denied``). Each record names the actor (``stashhog.auth.actor``),
+the address and user agent, the target, and for changes the values before and after.
 
 Records are written on a connection of their own, so a failed action's rolled-back session
 cannot take its record with it.
@@ -12,13 +15,14 @@ cannot take its record with it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from stashhog.auth.actor import Actor, current_actor
+from stashhog.auth.actor import SYSTEM, Actor, current_actor
 from stashhog.auth.models import AuditEvent
 from stashhog.errors import StashHogError
 from stashhog.extensions import db
@@ -44,12 +48,24 @@ class Entry:
         self.details.update(before=before, after=after)
 
 
+_inside = contextvars.ContextVar("inside_audited_action", default=False)
+
+
+def acting() -> bool:
+    """Whether what runs now is an action of its own to record: someone's, not nested."""
+    return current_actor() is not SYSTEM and not _inside.get()
+
+
 @contextlib.contextmanager
 def action(action: str, target_type: str | None = None, /, **fields: Any) -> Iterator[Entry]:
     """Record the action in the ``with`` block: ``ok`` if it ends normally, ``failed`` if a
     ``StashHogError`` refuses it, ``error`` for anything else. ``fields``: ``id`` and ``name``
     of the target, anything else goes into the record's details."""
     entry = Entry(action, target_type, **fields)
+    if not acting():
+        yield entry
+        return
+    outer = _inside.set(True)
     try:
         yield entry
     except StashHogError as exc:
@@ -58,6 +74,8 @@ def action(action: str, target_type: str | None = None, /, **fields: Any) -> Ite
     except Exception as exc:
         record(entry, "error", f"{type(exc).__name__}: {exc}"[:500])
         raise
+    finally:
+        _inside.reset(outer)
     record(entry, "ok", entry.message)
 
 

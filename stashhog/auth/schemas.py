@@ -81,13 +81,13 @@ class UserList(Out):
 class UserCreate(Body):
     username: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     password: str = Field(min_length=8, max_length=1000, json_schema_extra={"writeOnly": True})
-    role: Role = Field(Role.VIEWER, description="viewer, operator or admin.")
+    role: Role = Field(Role.VIEWER, strict=False, description="viewer, operator or admin.")
 
 
 class UserUpdate(Body):
     """Fields left out stay as they are; a new password signs out the user's sessions."""
 
-    role: Role | None = None
+    role: Role | None = Field(None, strict=False, description="viewer, operator or admin.")
     password: str | None = Field(
         None, min_length=8, max_length=1000, json_schema_extra={"writeOnly": True}
     )

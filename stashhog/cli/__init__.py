@@ -9,7 +9,10 @@ from __future__ import annotations
 from flask import Flask
 from flask.cli import AppGroup
 
-daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.")
+from stashhog.auth.actor import use_cli_actor
+
+# Commands act as the local OS user (cli:<user>) in the audit trail.
+daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.", callback=use_cli_actor)
 
 from stashhog.cli import catalog, daemons, logs, supervision  # noqa: E402,F401  (commands register)
 from stashhog.observability import cli as observability_cli  # noqa: E402,F401

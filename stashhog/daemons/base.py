@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
-from stashhog.daemons.config import DaemonConfig
+from stashhog.daemons.config import SECRET_MASK, DaemonConfig, secret_values
 from stashhog.models import LogLevel
 
 
@@ -57,6 +57,8 @@ class BaseDaemon:
         self.id = host.daemon_id
         self.name = name
         self.config = config
+        # Values of secret keys, blanked out of every line and status this daemon shows.
+        self._secrets = secret_values(config)
 
     # -- lifecycle: override these -------------------------------------------------------
     async def on_start(self) -> None:
@@ -72,7 +74,12 @@ class BaseDaemon:
     def log(self, level: LogLevel | str, message: str) -> None:
         """Queue a log line; never blocks (a flusher writes batches every 100 ms). Past the
         instance's buffer cap the line is dropped and counted; see ``flush_logs``."""
-        self.host.emit_log(str(LogLevel(level)), str(message))
+        self.host.emit_log(str(LogLevel(level)), self._scrub(str(message)))
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, SECRET_MASK)
+        return text
 
     async def flush_logs(self) -> None:
         """Wait until every line logged so far is written: backpressure, for a daemon that
@@ -108,7 +115,7 @@ class BaseDaemon:
 
     def update_status(self, text: str | None) -> None:
         """Set the one-line, live "what I am doing now"."""
-        self.host.set_status_line(text)
+        self.host.set_status_line(None if text is None else self._scrub(text))
 
     async def every(self, interval: float, step: Callable[[int], Awaitable[None]]) -> None:
         """Run ``step(iteration)`` every ``interval`` seconds until stopped. An exception in

@@ -29,6 +29,45 @@ class DaemonConfig(BaseModel):
     )
 
 
+# What the API, the panel, events, logs and the audit trail show for a secret key that has a
+# value; a PUT that sends it back leaves the stored value as it is.
+SECRET_MASK = "********"
+
+
+def secret_field(default: str = "", *, description: str) -> Any:
+    """A write-only configuration key (a token, a password): stored, given to the daemon,
+    never shown."""
+    return Field(
+        default, description=description, json_schema_extra={"secret": True, "writeOnly": True}
+    )
+
+
+def secret_keys(schema: type[DaemonConfig]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in schema.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    )
+
+
+def secret_values(config: DaemonConfig) -> list[str]:
+    """The non-empty values of the secret keys, longest first (so a value containing another
+    is masked whole)."""
+    values = (getattr(config, key) for key in secret_keys(type(config)))
+    return sorted((v for v in values if isinstance(v, str) and v), key=len, reverse=True)
+
+
+def mask_secrets(schema: type[DaemonConfig], configuration: Any) -> Any:
+    """``configuration`` with each secret key that has a value replaced by ``SECRET_MASK``."""
+    keys = secret_keys(schema)
+    if not keys or not isinstance(configuration, dict):
+        return configuration
+    return {
+        key: SECRET_MASK if key in keys and value not in (None, "") else value
+        for key, value in configuration.items()
+    }
+
+
 def nested_error(key: str, message: str) -> PydanticCustomError:
     """Raised by a validator of a nested value (e.g. a dict checked against another schema),
     so the error names the key inside it: ``job_metadata.bogus``."""
@@ -43,6 +82,7 @@ def describe(schema: type[DaemonConfig]) -> dict[str, dict[str, Any]]:
             "default": field.get_default(call_default_factory=True),
             "description": field.description or "",
             "type": json_schema[name].get("type", "any"),
+            **({"secret": True} if json_schema[name].get("secret") else {}),
         }
         for name, field in schema.model_fields.items()
     }

@@ -3,8 +3,9 @@ in ``stashhog/daemons/__init__.py``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from stashhog.daemons.config import mask_secrets
 from stashhog.errors import UnknownDaemonType
 
 if TYPE_CHECKING:
@@ -29,6 +30,16 @@ def get_daemon_class(daemon_type: str) -> type[BaseDaemon]:
         return _registry[str(daemon_type)]
     except KeyError:
         raise UnknownDaemonType(str(daemon_type)) from None
+
+
+def shown_configuration(daemon_type: str, configuration: Any) -> Any:
+    """A stored configuration as the API, the panel, events and exports show it: the type's
+    secret keys masked. (A type that is not installed has no known secrets.)"""
+    try:
+        schema = get_daemon_class(daemon_type).Config
+    except UnknownDaemonType:
+        return configuration
+    return mask_secrets(schema, configuration)
 
 
 def daemon_classes() -> dict[str, type[BaseDaemon]]:

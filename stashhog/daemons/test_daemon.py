@@ -10,7 +10,7 @@ import psutil
 from pydantic import Field, field_validator
 
 from stashhog.daemons.base import BaseDaemon, JobLimitReached
-from stashhog.daemons.config import DaemonConfig, nested_error
+from stashhog.daemons.config import DaemonConfig, nested_error, secret_field
 from stashhog.daemons.registry import register
 from stashhog.errors import JobValidationError
 from stashhog.jobs import validate_job_metadata
@@ -39,6 +39,9 @@ class TestDaemonConfig(DaemonConfig):
     )
     simulate_errors: bool = Field(
         False, description="Raise an error every 20th iteration (logged and survived)."
+    )
+    webhook_token: str = secret_field(
+        description="Token for a webhook the daemon would call (write-only: never shown)."
     )
     crash_after: float | None = Field(
         None, ge=0.1, le=86400,

@@ -35,6 +35,7 @@ from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
 from stashhog.serializers import daemon_to_dict, settings_etag
+from stashhog.services.daemon_audit import audited_update
 from stashhog.services.daemon_health import present
 from stashhog.services.daemon_queries import find_daemon_row
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
@@ -92,6 +93,7 @@ SETTING_KEYS = (
 )  # fmt: skip
 
 
+@audited_update
 def update_daemon(
     ref: uuid.UUID | str,
     *,

@@ -25,12 +25,14 @@ from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, Conflict, Invalid, StashHogError, Unavailable
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
+from stashhog.services.daemon_audit import audited, audited_bulk
 from stashhog.services.daemon_health import STARTING_GRACE
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row, get_daemon
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.lease import lease_holder
 
 
+@audited("start")
 def start_daemon(
     ref: uuid.UUID | str,
     *,
@@ -125,6 +127,7 @@ def _already_running(row: Row) -> bool:
     return row.status == DaemonStatus.STARTING and fresh
 
 
+@audited("stop")
 def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     """Ask for the daemon to stop. Idempotent: a stopped daemon is left alone."""
     for _attempt in range(5):
@@ -181,6 +184,7 @@ def finalize_stopped(
                          **values)  # fmt: skip
 
 
+@audited("restart")
 def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
     """Stop (waiting up to the stop timeout), then start with the stored configuration."""
     stop_daemon(ref, wait=current_app.config["STOP_TIMEOUT"] + 1)
@@ -206,6 +210,7 @@ def _result(daemon_id: uuid.UUID, changed: bool, message: str) -> dict:
 # -- bulk actions --------------------------------------------------------------------------
 
 
+@audited_bulk("start_all")
 def start_all() -> dict[str, Any]:
     """Start every enabled daemon (disabled ones are counted in ``skipped``)."""
     rows = all_daemon_rows()
@@ -214,11 +219,13 @@ def start_all() -> dict[str, Any]:
     return result
 
 
+@audited_bulk("stop_all")
 def stop_all() -> dict[str, Any]:
     """Stop every daemon; already stopped ones count as requested but not changed."""
     return _each(all_daemon_rows(), stop_daemon)
 
 
+@audited_bulk("restart_all")
 def restart_all() -> dict[str, Any]:
     """Restart every enabled daemon that should be running: stop them all, wait (up to the
     stop timeout, once for all), then start them all."""

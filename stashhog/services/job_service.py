@@ -29,6 +29,7 @@ from stashhog.models import Job, JobStatus, JobType
 from stashhog.models.enums import JOB_RUNNING_STATES
 from stashhog.models.types import utcnow
 from stashhog.serializers import job_to_dict
+from stashhog.services.daemon_audit import audited
 
 # Seconds a job may stay CANCELLING (its handler ignoring the request) before
 # ``enforce_cancellations`` terminates its worker process.
@@ -164,6 +165,7 @@ def cancel_job(job_id: JobId, reason: str | None = None) -> Job:
     return job or get_job(job_id)
 
 
+@audited("cancel", target="job")
 def request_cancellation(job_id: JobId, reason: str | None = None) -> dict[str, Any]:
     """An operator's cancel: ``{"job", "changed", "message"}``. Cancelling a cancelled or
     cancelling job changes nothing; one that completed or failed is a ``Conflict``."""

@@ -7,7 +7,7 @@ import asyncio
 from pydantic import Field
 
 from stashhog.daemons.base import BaseDaemon
-from stashhog.daemons.config import DaemonConfig
+from stashhog.daemons.config import DaemonConfig, secret_field
 from stashhog.daemons.registry import register
 
 
@@ -129,5 +129,23 @@ class RateDaemon(BaseDaemon):
             if await self.sleep(self.config.tick):
                 return
         self.update_status(f"emitted {total} lines")
+        while not await self.sleep(3600):
+            pass
+
+
+class CarelessConfig(DaemonConfig):
+    api_key: str = secret_field(description="A secret it is careless with.")
+
+
+@register("TEST_CARELESS")
+class CarelessDaemon(BaseDaemon):
+    """Logs its secret and shows it in its status line, as a careless daemon might."""
+
+    Config = CarelessConfig
+    config: CarelessConfig
+
+    async def run(self) -> None:
+        self.info(f"calling the webhook with key {self.config.api_key}")
+        self.update_status(f"using {self.config.api_key}")
         while not await self.sleep(3600):
             pass
