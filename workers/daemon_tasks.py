@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 from celery import shared_task
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from workers import control, signals  # noqa: F401  (remote control command, signal handlers)
 from workers.runtime import DaemonRuntime
+
+logger = logging.getLogger(__name__)
+# A worker that cannot reach the database hands a start back and keeps the slot this long,
+# so a worker that can takes it (rather than this one again).
+BOUNCE_HOLD = 2.0
 
 
 # Early ack and no time limits: see celeryconfig.py and ARCHITECTURE.md §6.
@@ -28,4 +36,15 @@ def run_daemon(self, daemon_id: str, generation: int) -> str:
         self.request.id,
         self.request.hostname or "unknown",
     )
-    return runtime.run()
+    try:
+        return runtime.run()
+    except OperationalError:
+        if runtime.claimed:
+            raise
+        # Cut off from PostgreSQL (a partition): with early ack the start would be lost
+        # until the supervisor's dispatch timeout. Queue it again for another worker.
+        logger.warning("database unreachable: handing daemon %s generation %s back to the "
+                       "queue", daemon_id, generation, exc_info=True)  # fmt: skip
+        self.apply_async((daemon_id, generation), task_id=self.request.id)
+        time.sleep(BOUNCE_HOLD)
+        return "handed back"

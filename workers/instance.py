@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,13 @@ logger = logging.getLogger(__name__)
 JOB_POLL_INTERVAL = 0.5
 # The dropped-lines count changes with every line under overload: write it at most this often.
 DROPPED_WRITE_INTERVAL = 1.0
+# Self-fencing across hosts. The lease is ours until (send time of the last renewal Redis
+# confirmed) + TTL, on this host's monotonic clock; the instance stops this fraction of the
+# TTL before that, so it has ended before a successor can take over. No wall clock is used.
+LEASE_MARGIN = 1 / 6
+# Without one successful database call (sent) within this fraction of the TTL, the instance
+# gives its lease up: a host cut off from PostgreSQL cannot write, so another should run it.
+DB_GRACE = 2 / 3
 
 
 class DaemonInstance:
@@ -59,6 +67,11 @@ class DaemonInstance:
         self._status_dirty = False
         self._dropped_written = 0
         self._background: set[asyncio.Task] = set()
+        # Monotonic send times of the last lease renewal Redis confirmed, and of the last
+        # database call that succeeded (the runtime sets both at its claim).
+        self.lease_confirmed_at = self.db_confirmed_at = time.monotonic()
+        self.stepped_down: str | None = None  # "lease" or "database": why it gave up
+        self._probing, self._probed_at = False, 0.0
         self.sampler = ProcessSampler()
 
     # -- the DaemonHost protocol -----------------------------------------------------------
@@ -82,14 +95,21 @@ class DaemonInstance:
         return await asyncio.to_thread(self._in_app_context, fn, args, kwargs)
 
     def _in_app_context(self, fn, args, kwargs):
+        sent = time.monotonic()
         with self.app.app_context():
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+        self.db_confirmed_at = max(self.db_confirmed_at, sent)
+        return result
 
     # -- stopping --------------------------------------------------------------------------
-    def request_stop(self, reason: str, *, shutdown: bool = False, fenced: bool = False) -> None:
+    def request_stop(self, reason: str, *, shutdown: bool = False, fenced: bool = False,
+                     until: float | None = None) -> None:  # fmt: skip
+        """``until``: a monotonic time the whole stop must finish by (the lease's end)."""
         if not self.stop_event.is_set():
             self.stop_reason = reason
             self._set_deadline()
+        if until is not None:
+            self.stop_deadline = min(self._set_deadline(), until)
         self.shutdown |= shutdown
         self.fenced |= fenced
         self.stop_event.set()
@@ -114,6 +134,7 @@ class DaemonInstance:
             outcome = await self._supervised(daemon, heartbeat_interval)
             if not self.fenced:
                 await self._finish_logs(outcome)
+            self._count_unwritten()
             return "fenced" if self.fenced else outcome
         finally:
             # Closing the loop would leave SIGTERM at SIG_DFL, and a late revoke would then
@@ -131,6 +152,7 @@ class DaemonInstance:
             asyncio.create_task(coro)
             for coro in (
                 self._renew_lease(),
+                self._watch_lease(),
                 self._heartbeat(heartbeat_interval),
                 self._monitor_jobs(),
             )
@@ -141,6 +163,11 @@ class DaemonInstance:
             watcher.stop()
             for task in helpers:
                 task.cancel()
+            if self.stepped_down == "database":
+                # The daemon's code has ended: let a successor start now, not after a write
+                # in flight gives up. What we still write is fenced by generation, so it
+                # lands before the successor's claim or never.
+                await self._release_lease()
             self.logs.close()  # closed, not cancelled: see LogPipeline.run
             await asyncio.gather(flusher, *helpers, return_exceptions=True)
 
@@ -207,12 +234,12 @@ class DaemonInstance:
         interval = min(1.0, self.ttl / 3)
         while True:
             await asyncio.sleep(interval)
+            if self.stepped_down:
+                return
+            sent = time.monotonic()
             try:
                 ours = await asyncio.to_thread(
-                    self._in_app_context,
-                    lease.renew_lease,
-                    (self.daemon_id, self.generation, self.ttl),
-                    {},
+                    self._with_app, lease.renew_lease, self.daemon_id, self.generation, self.ttl
                 )
             except Exception:
                 logger.warning("lease renewal failed; retrying", exc_info=True)
@@ -220,6 +247,68 @@ class DaemonInstance:
             if not ours:
                 self.request_stop("lease taken by a newer instance", fenced=True)
                 return
+            self.lease_confirmed_at = max(self.lease_confirmed_at, sent)
+
+    def _with_app(self, fn, *args):
+        with self.app.app_context():
+            return fn(*args)
+
+    def _database_lost(self, interval: float) -> bool:
+        """Probe the database when nothing reached it lately; past DB_GRACE without a
+        success, give the lease up (True: stop renewing)."""
+        now = time.monotonic()
+        silent = now - self.db_confirmed_at
+        if silent > self.ttl * DB_GRACE:
+            self.stepped_down = "database"
+            logger.warning("generation %d: database unreachable for %.1fs; giving the lease up",
+                           self.generation, silent)  # fmt: skip
+            self.request_stop(f"database unreachable for {silent:.1f}s",
+                              until=time.monotonic() + interval)  # fmt: skip
+            return True
+        if silent > interval and not self._probing and now - self._probed_at > interval / 2:
+            self._probing, self._probed_at = True, now
+            self._spawn(self._probe_database())
+        return False
+
+    async def _probe_database(self) -> None:
+        try:
+            await self._check_desired()
+        finally:
+            self._probing = False
+
+    async def _watch_lease(self) -> None:
+        """Stop before the lease can have expired in Redis unless a renewal sent later
+        was confirmed (Redis unreachable, or replies slower than the TTL); give it up when
+        the database is unreachable."""
+        interval = min(1.0, self.ttl / 3)
+        while True:
+            if self._database_lost(interval):
+                return
+            ends = self.lease_confirmed_at + self.ttl
+            now = time.monotonic()
+            if now >= ends - self.ttl * LEASE_MARGIN:
+                self.stepped_down = "lease"
+                logger.warning("generation %d: lease not confirmed for %.1fs; stopping",
+                               self.generation, now - self.lease_confirmed_at)  # fmt: skip
+                self.request_stop("lease not confirmed by Redis", until=ends)
+                return
+            await asyncio.sleep(min(0.1, ends - self.ttl * LEASE_MARGIN - now))
+
+    async def _release_lease(self) -> None:
+        try:
+            await asyncio.to_thread(
+                self._with_app, lease.release_lease, self.daemon_id, self.generation
+            )
+        except Exception:
+            logger.warning("could not release the lease; it expires by itself", exc_info=True)
+
+    def _count_unwritten(self) -> None:
+        """Lines this run never stored are counted in the worker's log too: a stop without
+        the database cannot write the count anywhere else."""
+        lost = self.logs.dropped + self.unwritten + self.logs.discarded
+        if lost:
+            logger.warning("generation %d: %d log lines not written (%s)", self.generation,
+                           lost, self.stop_reason or "fenced")  # fmt: skip
 
     async def _heartbeat(self, interval: float) -> None:
         # Stops once a stop is requested, so a stop that overruns shows as a STOPPING row

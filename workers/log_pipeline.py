@@ -68,6 +68,7 @@ class LogPipeline:
         self.pending: deque[LogLine] = deque()
         self.written = 0
         self.dropped = 0  # refused past the cap, this run
+        self.discarded = 0  # given up on when the instance was fenced
         self._unreported = 0  # dropped since the last warning line
         self._warnings: dict[int, int] = {}  # seq of each unwritten warning -> its count
         self._held_lines = self._held_bytes = 0  # pending or in flight
@@ -174,8 +175,7 @@ class LogPipeline:
         try:
             await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
         except Fenced:
-            self._discard(batch)
-            self._discard(self.pending)
+            self.discarded += self._discard(batch) + self._discard(self.pending)
             raise
         except Exception:
             self.pending.extendleft(reversed(batch))

@@ -32,6 +32,8 @@ from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from workers.instance import DaemonInstance
 
+logger = logging.getLogger(__name__)
+
 
 class DaemonRuntime:
     def __init__(
@@ -42,6 +44,8 @@ class DaemonRuntime:
         self.ttl = app.config["LEASE_TTL"]
         self.early_stop: str | None = None
         self.instance: DaemonInstance | None = None
+        self.lease_sent = 0.0  # monotonic send time of the acquire that took the lease
+        self.claimed = False  # the row was claimed: this instance ran (or runs)
 
     def run(self) -> str:
         """Run the daemon until it stops; returns how it ended (for the task result/logs)."""
@@ -74,7 +78,7 @@ class DaemonRuntime:
         except (UnknownDaemonType, ConfigurationError) as exc:
             self._write_final(DaemonStatus.ERROR, last_error=f"cannot start: {exc}")
             return "error"
-        now = datetime.now(UTC)
+        now, claim_sent = datetime.now(UTC), time.monotonic()
         claimed = change_daemon(
             self.daemon_id, if_generation=self.generation,
             only_if={"desired_state": DesiredState.RUNNING},
@@ -85,8 +89,10 @@ class DaemonRuntime:
         if claimed is None:
             self._finish_unstarted()
             return "stale"
+        self.claimed = True
         runs.open_run(self.daemon_id, self.generation, self.hostname, os.getpid())
         instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
+        instance.lease_confirmed_at, instance.db_confirmed_at = self.lease_sent, claim_sent
         instance.stop_reason = self.early_stop
         self.instance = instance
         daemon = daemon_class(instance, row.name, config)
@@ -110,6 +116,17 @@ class DaemonRuntime:
     def _finish(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> str:
         if outcome == "fenced":
             return outcome  # a successor owns the row now: write nothing
+        try:
+            self._write_outcome(instance, outcome, restart_policy)
+        except Exception:
+            if instance.stepped_down is None:
+                raise
+            # Cut off from a service: the supervisor finalises the row (fenced by generation).
+            logger.warning("generation %d: final status not written (%s)", self.generation,
+                           instance.stop_reason, exc_info=True)  # fmt: skip
+        return outcome
+
+    def _write_outcome(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> None:
         # The status line keeps the daemon's last text (or says how it ended) and counts
         # the log lines this run lost.
         if outcome == "crashed":
@@ -126,7 +143,6 @@ class DaemonRuntime:
             self._write_final(DaemonStatus.STOPPED, **instance.status_values("worker shut down"))
         else:
             self._write_final(DaemonStatus.STOPPED, **instance.status_values())
-        return outcome
 
     def _finish_unstarted(self) -> None:
         """Stopped before this instance ran: a stop that saw a lease (ours, or an older
@@ -162,7 +178,7 @@ class DaemonRuntime:
         """Take the lease, waiting for an older instance that is still stopping."""
         deadline = time.monotonic() + self.app.config["STOP_TIMEOUT"] + self.ttl + 1
         asked = False
-        while not lease.acquire_lease(self.daemon_id, self.generation, self.ttl):
+        while not self._try_acquire():
             holder = lease.lease_holder(self.daemon_id)
             if holder is not None and holder >= self.generation:
                 return False
@@ -173,3 +189,10 @@ class DaemonRuntime:
                 return False
             time.sleep(0.01)
         return True
+
+    def _try_acquire(self) -> bool:
+        sent = time.monotonic()
+        if lease.acquire_lease(self.daemon_id, self.generation, self.ttl):
+            self.lease_sent = sent
+            return True
+        return False

@@ -7,7 +7,10 @@ from __future__ import annotations
 import gc
 import logging
 
+import redis
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from stashhog.control import send_stop
@@ -33,6 +36,24 @@ def reset_connections(sender=None, **_kwargs) -> None:
     from celery import current_app as celery
 
     dispose_engine_after_fork(celery.flask_app)
+    bound_redis_calls(celery.flask_app)
+
+
+@worker_init.connect
+def bound_main_process_redis(**_kwargs) -> None:
+    from celery import current_app as celery
+
+    bound_redis_calls(celery.flask_app)
+
+
+def bound_redis_calls(app) -> None:
+    """A worker's Redis calls fail within a second and are not retried by the client: the
+    callers retry on their own schedule (lease renewal every TTL/3), and a host cut off from
+    Redis must not sit a minute in one call (redis-py's default: 10 retries with backoff)."""
+    url = app.config["REDIS_URL"]
+    app.extensions["redis"] = redis.Redis.from_url(
+        url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
 
 
 @worker_shutting_down.connect

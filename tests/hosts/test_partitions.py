@@ -1,0 +1,232 @@
+"""Faults across hosts: a worker host cut off from Redis, from PostgreSQL or from both, a slow
+and lossy link, the supervisor's host cut off. After every trial: instance lifetimes never
+overlap, seq 1..N per generation, no write of a generation after its successor's first, and
+(at the end) a clean stop with nothing running.
+
+``make test`` runs one trial per fault; ``make chaos`` (STASHHOG_CHAOS=full) ten, and prints
+the recovery times per fault.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from stashhog.extensions import db
+from stashhog.models import Daemon, DaemonLog
+from stashhog.services import lease
+from stashhog.services.daemon_control import start_daemon, stop_daemon
+from tests.chaos import invariants
+from tests.hosts.conftest import TRIALS
+from tests.support.isolation import only_worker_on_queue
+from tests.support.wait import eventually
+
+pytestmark = pytest.mark.hosts
+TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
+FAILOVER_TARGET = 5.0
+RECOVERY: dict[str, list[float]] = {}
+
+
+def fresh(daemon_id) -> Daemon:
+    db.session.expire_all()
+    return db.session.get(Daemon, daemon_id)
+
+
+@pytest.fixture(scope="module")
+def tickers(hosts_app):
+    made = []
+    for number in range(2):
+        daemon = Daemon(name=f"ticker-{number}", type="TEST_TICKER", configuration=TICKER)
+        db.session.add(daemon)
+        db.session.commit()
+        made.append(daemon.id)
+    for daemon_id in made:
+        assert start_daemon(daemon_id, wait=10)["daemon"]["status"] == "RUNNING"
+    return made
+
+
+def wait_recovered(daemon_id, since: datetime, began: float, avoid: str | None,
+                   timeout: float = 30.0) -> float:  # fmt: skip
+    """Seconds from ``began`` until a live instance not on host ``avoid`` heartbeats."""
+    while time.monotonic() - began < timeout:
+        row = fresh(daemon_id)
+        live = lease.lease_holder(daemon_id) == row.generation
+        if (row.status == "RUNNING" and live and row.worker and f"-{avoid}-" not in row.worker
+                and row.last_heartbeat and row.last_heartbeat > since):  # fmt: skip
+            return time.monotonic() - began
+        time.sleep(0.02)
+    pytest.fail(f"daemon {daemon_id} did not recover within {timeout}s: {fresh(daemon_id)}")
+
+
+def host_of(cluster, daemon_id):
+    host = cluster.host_of_worker(fresh(daemon_id).worker)
+    assert host is not None, "the daemon runs on no known host"
+    return host
+
+
+def first_line_after(daemon_id, generation: int) -> DaemonLog | None:
+    db.session.expire_all()
+    query = (
+        select(DaemonLog)
+        .where(DaemonLog.daemon_id == daemon_id, DaemonLog.generation > generation)
+        .order_by(DaemonLog.id)
+        .limit(1)
+    )
+    return db.session.scalar(query)
+
+
+def late_writes(daemon_id, generation: int) -> list[int]:
+    """Lines of ``generation`` written after a newer generation's first line."""
+    successor = first_line_after(daemon_id, generation)
+    if successor is None:
+        return []
+    query = select(DaemonLog.id).where(
+        DaemonLog.daemon_id == daemon_id,
+        DaemonLog.generation == generation,
+        DaemonLog.id > successor.id,
+    )
+    return list(db.session.scalars(query))
+
+
+def last_line(daemon_id, generation: int) -> DaemonLog | None:
+    query = (
+        select(DaemonLog)
+        .where(DaemonLog.daemon_id == daemon_id, DaemonLog.generation == generation)
+        .order_by(DaemonLog.id.desc())
+        .limit(1)
+    )
+    return db.session.scalar(query)
+
+
+def check_invariants(tickers) -> None:
+    db.session.expire_all()
+    for daemon_id in tickers:
+        assert invariants.overlaps(daemon_id) == [], "two instances ran at once"
+        assert invariants.sequence_faults(daemon_id) == []
+        for generation in invariants.lines_by_generation(daemon_id):
+            assert late_writes(daemon_id, generation) == [], f"gen {generation} wrote late"
+
+
+def on_host(tickers, cluster, host) -> list:
+    return [d for d in tickers if cluster.host_of_worker(fresh(d).worker) is host]
+
+
+def partition_trial(cluster, tickers, what: tuple[str, ...], heal_after: float = 0.0):
+    """Cut the host of ticker 0 off from ``what``; returns (host, moved daemons with their
+    old generations, failover seconds)."""
+    host = host_of(cluster, tickers[0])
+    moved = {d: fresh(d).generation for d in on_host(tickers, cluster, host)}
+    since, began = datetime.now(UTC), time.monotonic()
+    host.cut(*what)
+    try:
+        seconds = max(wait_recovered(d, since, began, host.role) for d in moved)
+        if heal_after:
+            time.sleep(max(0.0, heal_after - (time.monotonic() - began)))
+    finally:
+        host.heal()
+    return host, moved, seconds
+
+
+def settle_after_heal(cluster, tickers, host, moved, celery_app) -> None:
+    """After the heal: the host's workers are back, the moved daemons stay where they are,
+    with exactly one live instance each, and the old generations wrote nothing more."""
+    for worker in host.workers:
+        worker.wait_ready(celery_app, timeout=60)
+    time.sleep(1.0)
+    for daemon_id, old in moved.items():
+        row = fresh(daemon_id)
+        assert row.generation > old and lease.lease_holder(daemon_id) == row.generation
+        assert late_writes(daemon_id, old) == []
+    check_invariants(tickers)
+
+
+def test_1_host_loses_redis_keeps_postgres(cluster, hosts_app, tickers):
+    """Its daemons stop themselves (lease lost) before a successor starts elsewhere."""
+    celery_app = hosts_app.extensions["celery"]
+    times = []
+    for _ in range(TRIALS):
+        host, moved, seconds = partition_trial(cluster, tickers, ("redis",))
+        times.append(seconds)
+        for daemon_id, old in moved.items():
+            successor = eventually(lambda d=daemon_id, o=old: first_line_after(d, o))
+            final = last_line(daemon_id, old)
+            assert final.message.startswith("stopped (lease"), final.message
+            assert final.id < successor.id and final.created_at < successor.created_at
+        settle_after_heal(cluster, tickers, host, moved, celery_app)
+    RECOVERY["1 host loses Redis"] = times
+    assert max(times) < FAILOVER_TARGET, times
+
+
+def test_2_host_loses_postgres_keeps_redis(cluster, hosts_app, tickers):
+    """No write of its instance lands after a successor's claim; its buffered lines are
+    written before the successor's generation or dropped and counted."""
+    celery_app = hosts_app.extensions["celery"]
+    times = []
+    for _ in range(TRIALS):
+        host, moved, seconds = partition_trial(cluster, tickers, ("pg",))
+        times.append(seconds)
+        settle_after_heal(cluster, tickers, host, moved, celery_app)
+        worker_log = cluster.daemons_worker(host.role).log_path.read_text(errors="replace")
+        for old in moved.values():
+            assert f"generation {old}: " in worker_log and "log lines not written" in worker_log
+    RECOVERY["2 host loses PostgreSQL"] = times
+    assert max(times) < FAILOVER_TARGET, times
+
+
+def test_3_host_loses_both_then_heals_after_30s(cluster, hosts_app, tickers):
+    """Its old instances exit fenced, write nothing, and the host takes new work."""
+    celery_app = hosts_app.extensions["celery"]
+    times = []
+    for _ in range(TRIALS):
+        host, moved, seconds = partition_trial(cluster, tickers, ("redis", "pg"), 30.0)
+        times.append(seconds)
+        settle_after_heal(cluster, tickers, host, moved, celery_app)
+        takes_new_work(cluster, celery_app, host)
+    RECOVERY["3 host loses both (30 s)"] = times
+    assert max(times) < FAILOVER_TARGET, times
+
+
+def takes_new_work(cluster, celery_app, host) -> None:
+    daemon = Daemon(name=f"probe-{time.monotonic_ns()}", type="TEST_TICKER", configuration=TICKER)
+    db.session.add(daemon)
+    db.session.commit()
+    with only_worker_on_queue(celery_app, "daemons", cluster.daemons_worker(host.role)):
+        row = start_daemon(daemon.id, wait=10)["daemon"]
+        assert row["status"] == "RUNNING" and f"-{host.role}-" in row["worker"], row
+        stop_daemon(daemon.id, wait=5)
+    assert fresh(daemon.id).status == "STOPPED"
+    db.session.delete(fresh(daemon.id))
+    db.session.commit()
+
+
+def test_z_invariants_hold_and_nothing_runs_after_stop(hosts_app, tickers):
+    for daemon_id in tickers:
+        stop_daemon(daemon_id, wait=5)
+    deadline = time.monotonic() + 15
+    while any(fresh(d).status != "STOPPED" for d in tickers):
+        assert time.monotonic() < deadline, "a ticker never stopped"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    before = {d: (fresh(d).last_heartbeat, max_log_id(d)) for d in tickers}
+    time.sleep(2.0)
+    report_table()
+    check_invariants(tickers)
+    for daemon_id in tickers:
+        assert fresh(daemon_id).generation in invariants.cleanly_stopped(daemon_id)
+        assert (fresh(daemon_id).last_heartbeat, max_log_id(daemon_id)) == before[daemon_id]
+        assert lease.lease_holder(daemon_id) is None, "a zombie holds the lease"
+
+
+def max_log_id(daemon_id) -> int:
+    query = select(func.max(DaemonLog.id)).where(DaemonLog.daemon_id == daemon_id)
+    return db.session.scalar(query) or 0
+
+
+def report_table() -> None:
+    print(f"\n{'fault (test hosts)':<34}{'trials':>7}{'p50 s':>8}{'max s':>8}")
+    for fault, times in RECOVERY.items():
+        print(f"{fault:<34}{len(times):>7}{statistics.median(times):>8.2f}{max(times):>8.2f}")
