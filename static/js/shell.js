@@ -4,6 +4,7 @@
 import { $, h, icon, replaceChildren, setText } from "./dom.js";
 import { LiveConnection, liveUrl } from "./live.js";
 import { watchSystemHealth } from "./system-health.js";
+import { startAlertBadge } from "./alerts-badge.js";
 
 const tickers = new Set();
 
@@ -12,6 +13,7 @@ export function startShell() {
   watchSystemHealth();
   const live = new LiveConnection(liveUrl());
   live.on("state", showLiveState);
+  startAlertBadge(live);
   $("#live-pill").addEventListener("click", () => live.retryNow());
   setInterval(() => {
     for (const tick of tickers) tick(Date.now());

@@ -18,6 +18,7 @@ import { JobHistory } from "../job-history.js";
 import { LogView } from "../log-view.js";
 import { SettingsEditor } from "../settings-editor.js";
 import { onTick, startShell, toast } from "../shell.js";
+import { MetricsTab, RunsTab } from "../observability-tabs.js";
 
 const boot = JSON.parse($("#daemon-boot").textContent);
 let daemon = boot;
@@ -51,6 +52,8 @@ const logs = new LogView($("#tab-logs"), daemon);
 const editor = new ConfigEditor($("#tab-config"), () => daemon, (d) => store.put(d));
 const settings = new SettingsEditor($("[data-settings]"), () => daemon, (d) => store.put(d));
 const jobHistory = new JobHistory($("#tab-history"), daemon);
+const runsTab = new RunsTab($("#tab-runs"), daemon);
+const metricsTab = new MetricsTab($("#tab-metrics"), daemon);
 
 function paintHeader(now) {
   setText(header.name, daemon.name);
@@ -79,6 +82,8 @@ function selectTab(name, push = true) {
   }
   if (push) rememberTab(name);
   if (name === "history") setText($("[data-history-count]"), "");
+  if (name === "runs") runsTab.load();
+  if (name === "metrics") metricsTab.load();
 }
 
 function rememberTab(name) {
@@ -103,12 +108,13 @@ for (const tab of document.querySelectorAll("[role=tab]")) {
     selectTab(tab.dataset.tab);
   });
 }
-selectTab(["config", "history"].includes(location.hash.slice(1)) ? location.hash.slice(1) : "logs", false);
+selectTab(["config", "history", "runs", "metrics"].includes(location.hash.slice(1)) ? location.hash.slice(1) : "logs", false);
 
 const live = startShell();
 live.subscribe(daemon.id);
 live.on("daemon_update", (event) => event.daemon_id === daemon.id && store.put(event.daemon));
 live.on("daemon_status", (event) => event.daemon_id === daemon.id && store.patchStatus(event));
+live.on("daemon_status", (event) => event.daemon_id === daemon.id && !$("#tab-runs").hidden && runsTab.load());
 live.on("daemon_log", (event) => event.daemon_id === daemon.id && logs.receive(event.lines));
 live.on("daemon_job_action", (event) => event.daemon_id === daemon.id && jobHistory.receive(event));
 live.on("job_update", (event) => jobHistory.jobChanged(event.job));
