@@ -9,6 +9,7 @@
 import { api, query } from "./api.js";
 import { $, downloadText, h, replaceChildren, setText } from "./dom.js";
 import { clock } from "./format.js";
+import { highlighted, matchesTerms, searchTerms } from "./log-search.js";
 
 const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"];
 const DOM_WINDOW = 1000;
@@ -28,6 +29,9 @@ export class LogView {
     this.held = []; // arrived while a REST read was in flight
     this.lastId = 0; // newest line id seen, whatever the filter
     this.level = "DEBUG";
+    this.q = ""; // a search (the API's q); its terms filter live lines and are highlighted
+    this.terms = [];
+    this.generation = undefined; // "this run" only
     this.paused = false;
     this.autoScroll = true;
     this.windowSize = DOM_WINDOW;
@@ -44,6 +48,8 @@ export class LogView {
   bindControls() {
     const on = (name, event, fn) => $(`[data-log-${name}]`, this.root).addEventListener(event, fn);
     on("level", "change", (event) => this.setLevel(event.target.value));
+    on("search", "change", (event) => this.setSearch(event.target.value.trim()));
+    on("this-run", "change", (event) => this.setGeneration(event.target.checked ? this.daemon.generation : undefined));
     on("autoscroll", "click", () => this.setAutoScroll(!this.autoScroll));
     on("pause", "click", () => (this.paused ? this.resume() : this.pause()));
     on("clear", "click", () => this.clear());
@@ -69,7 +75,8 @@ export class LogView {
 
   fetchLogs(params) {
     const level = this.level === "DEBUG" ? undefined : this.level;
-    const path = `/api/daemons/${this.daemon.id}/logs${query({ level, ...params })}`;
+    const q = this.q || undefined;
+    const path = `/api/daemons/${this.daemon.id}/logs${query({ level, q, generation: this.generation, ...params })}`;
     return api(path).then((body) => body.logs);
   }
 
@@ -119,7 +126,10 @@ export class LogView {
     for (const line of lines) {
       if (line.id <= this.lastId) continue; // already shown (REST and live overlap)
       this.lastId = line.id;
-      if (rank(line.level) >= rank(this.level)) fresh.push(line);
+      if (rank(line.level) < rank(this.level)) continue;
+      if (this.terms.length && !matchesTerms(line.message, this.terms)) continue;
+      if (this.generation !== undefined && line.generation !== this.generation) continue;
+      fresh.push(line);
     }
     if (!fresh.length) return;
     if (this.paused) {
@@ -163,7 +173,7 @@ export class LogView {
     this.undrawn = [];
     if (!fresh.length) return;
     const fragment = document.createDocumentFragment();
-    for (const line of fresh) fragment.append(lineNode(line));
+    for (const line of fresh) fragment.append(lineNode(line, this.terms));
     $("[data-log-empty]", this.terminal)?.remove();
     this.terminal.append(fragment);
     this.rendered = Math.min(this.rendered + fresh.length, this.lines.length);
@@ -174,7 +184,7 @@ export class LogView {
   redraw() {
     const shown = this.lines.slice(-this.windowSize);
     this.undrawn = [];
-    replaceChildren(this.terminal, ...shown.map(lineNode));
+    replaceChildren(this.terminal, ...shown.map((line) => lineNode(line, this.terms)));
     this.rendered = shown.length;
     if (!shown.length) {
       this.terminal.append(h("div.terminal-empty", { "data-log-empty": true }, this.emptyText()));
@@ -254,6 +264,17 @@ export class LogView {
   }
 
   // -- controls ---------------------------------------------------------------------------
+  setSearch(q) {
+    this.q = q;
+    this.terms = searchTerms(q);
+    this.setLevel(this.level);
+  }
+
+  setGeneration(generation) {
+    this.generation = generation;
+    this.setLevel(this.level);
+  }
+
   setLevel(level) {
     this.level = level;
     this.lines = [];
@@ -321,13 +342,13 @@ export class LogView {
   }
 }
 
-function lineNode(line) {
+function lineNode(line, terms = []) {
   return h(
     "div.log-line",
     { className: `lvl-${line.level}`, dataset: { id: line.id } },
     h("span.t", { title: line.created_at }, clock(line.created_at)),
     h("span.l", {}, line.level),
-    h("span.m", {}, line.message),
+    h("span.m", {}, ...highlighted(line.message, terms)),
   );
 }
 

@@ -61,3 +61,17 @@ def test_a_crash_shows_as_a_run_a_badge_and_a_memory_chart(app, page, crashing):
     expect(page.locator('[data-alert-rows] tr[data-status="firing"]')).to_contain_text(
         "daemon_error"
     )
+
+
+def test_log_search_highlights_the_matches(app, page, crashing):
+    with app.app_context():
+        from stashhog.services.daemon_logs import write_supervisor_log
+
+        write_supervisor_log(crashing, "INFO", "disk quota exceeded on /data")
+        write_supervisor_log(crashing, "INFO", "all quiet")
+    page.goto(f"/daemons/{crashing}")
+    page.fill("[data-log-search]", '"quota exceeded"')
+    page.press("[data-log-search]", "Enter")
+    lines = page.locator(".log-line")
+    expect(lines).to_have_count(1)
+    expect(lines.first.locator("mark")).to_have_text("quota exceeded")
