@@ -38,7 +38,10 @@ def create_token(name: str, user_ref: uuid.UUID | str) -> tuple[ApiToken, str]:
     with audit.action("token.create", "token", name=name) as entry:
         if not name or len(name) > 100:
             raise Invalid("token name must be 1 to 100 characters", key="name")
-        user = find_user(user_ref)
+        try:
+            user = find_user(user_ref)
+        except NotFound:
+            raise Invalid(f"no user {str(user_ref)!r}", key="user") from None
         entry.details["user"] = user.username
         text = PREFIX + secrets.token_urlsafe(32)
         token = ApiToken(name=name, user_id=user.id, token_hash=digest(text), prefix=text[:10])

@@ -68,6 +68,7 @@ def test_default_config_lists_every_key_with_default_and_description(client, dae
         "job_interval",
         "lines_per_iteration",
         "simulate_errors",
+        "webhook_token",
         "crash_after",
         "job_metadata",
     }
