@@ -75,8 +75,9 @@ export async function sparkline(canvas, daemonId) {
   const { points } = await api(`/api/daemons/${daemonId}/metrics?range=15m`);
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (points.length < 2) return;
+  if (!points.length) return;
   const values = points.map((p) => p.rss);
+  if (values.length === 1) values.push(values[0]); // one sample: a flat line
   const min = Math.min(...values);
   const span = Math.max(...values) - min || 1;
   ctx.strokeStyle = "#f0a04b";

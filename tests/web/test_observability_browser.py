@@ -3,6 +3,7 @@ header (live, from the supervisor pass's alert_update event) and a memory chart.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -48,6 +49,9 @@ def test_a_crash_shows_as_a_run_a_badge_and_a_memory_chart(app, page, crashing):
         eventually(crashed_and_evaluated, timeout=15, interval=0.3)
         supervisor.reconcile()
     expect(badge).to_have_text("1", timeout=5000)
+    card = page.locator(f'article[data-daemon-id="{crashing}"]')
+    expect(card.locator(".card-alert")).to_contain_text("is ERROR")
+    expect(card.locator("canvas.sparkline")).to_have_attribute("title", re.compile("RSS"))
 
     page.goto(f"/daemons/{crashing}#runs")
     run = page.locator("[data-run-rows] tr").first

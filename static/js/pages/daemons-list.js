@@ -14,7 +14,10 @@ import {
   statusTone,
   uptime,
 } from "../daemon-view.js";
+import { sparkline } from "../observability-tabs.js";
 import { confirmAction, onTick, startShell, toast, withBusy } from "../shell.js";
+
+const SPARK_MS = 15_000;
 
 const cards = new Map();
 const grid = $("#daemon-cards");
@@ -47,10 +50,13 @@ class DaemonCard {
     this.enabled = this.toggle("Enabled", "enabled");
     this.title = h("a", { href: `/daemons/${daemon.id}` });
     this.type = h("span.card-type");
+    this.spark = h("canvas.sparkline", { width: 120, height: 24, "aria-label": "Memory, last 15 minutes" });
+    this.alert = h("a.card-alert", { href: "/alerts", hidden: true });
     this.node = h(
       "article.card.panel",
       { dataset: { daemonId: daemon.id } },
-      h("div.card-head", {}, h("div.card-title", {}, this.title, this.type), this.badge),
+      h("div.card-head", {}, h("div.card-title", {}, this.title, this.type), this.spark, this.badge),
+      this.alert,
       this.health,
       h("div.metrics", {}, this.uptime.node, this.heartbeat.node, this.restarts.node),
       this.statusLine,
@@ -171,6 +177,28 @@ live.on("daemon_created", (event) => store.put(event.daemon));
 live.on("daemon_deleted", (event) => store.remove(event.daemon_id));
 live.on("daemon_status", (event) => store.patchStatus(event));
 live.on("synced", () => load());
+live.on("alert_update", () => {
+  paintAlerts().catch(() => {});
+  drawSparklines(); // an alert is when a spike is worth seeing
+});
+
+// Firing alerts on their daemons' cards; each card's memory sparkline, redrawn now and then.
+async function paintAlerts() {
+  const { alerts } = await api("/api/alerts?status=firing&limit=1000");
+  for (const card of cards.values()) {
+    const mine = alerts.filter((alert) => alert.daemon_id === card.id);
+    card.alert.hidden = !mine.length;
+    setText(card.alert, mine.map((alert) => alert.message).join(" · "));
+  }
+}
+function drawSparklines() {
+  for (const card of cards.values()) sparkline(card.spark, card.id).catch(() => {});
+}
+setTimeout(() => {
+  paintAlerts().catch(() => {});
+  drawSparklines();
+}, 500);
+setInterval(drawSparklines, SPARK_MS);
 onTick((now) => {
   for (const card of cards.values()) if (card.daemon) card.tick(now);
 });
