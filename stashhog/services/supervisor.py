@@ -8,10 +8,12 @@ decision is written to the daemon's log, so an operator can read why it acted.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
@@ -44,6 +46,10 @@ BACKOFF_CAP = 300.0
 DISPATCH_TIMEOUT = timedelta(seconds=10)
 # Without a pass for this long, the cluster counts as (re)started: auto_start applies.
 CLUSTER_IDLE = timedelta(seconds=30)
+# The pass lock lapses this long after it was last extended (before each daemon): a
+# supervisor cut off mid-pass holds up the others for at most this, and a pass that lost
+# its lock stops acting, since another supervisor may be acting on the same rows.
+LOCK_TTL = 2.0
 
 
 @dataclass
@@ -59,31 +65,42 @@ class PassReport:
 def reconcile() -> PassReport | None:
     """One supervision pass; None when another pass holds the lock."""
     redis = get_redis()
-    lock = redis.lock(key("supervisor", "lock"), timeout=30, blocking=False)
+    lock = redis.lock(key("supervisor", "lock"), timeout=LOCK_TTL, blocking=False)
     if not lock.acquire():
         return None
     try:
-        report = PassReport()
-        cluster_start, redis_restarted = _mark_pass()
-        if cluster_start:
-            report.booted = bool(boot(report))
-        elif redis_restarted:
-            # Leases died with Redis; live instances re-take theirs within a second.
-            ttl = current_app.config["LEASE_TTL"]
-            redis.set(key("supervisor", "grace"), 1, px=int((ttl + 1) * 1000))
-        in_grace = bool(redis.exists(key("supervisor", "grace")))
-        rows = all_daemon_rows()
-        holders = lease_holders([row.id for row in rows])
-        now = datetime.now(UTC)
-        for row in rows:
-            try:
-                reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
-            except StashHogError as exc:
-                report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
-        report.actions += observe(rows, now)
-        return report
+        return _pass(redis, lock)
+    except LockError:
+        current_app.logger.warning("supervisor pass lock lapsed; the pass stopped acting")
+        return PassReport(actions=["pass lock lapsed: stopped acting"])
     finally:
-        lock.release()
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+
+
+def _pass(redis, lock) -> PassReport:
+    """The pass itself, under ``lock`` (extended before each daemon's action)."""
+    report = PassReport()
+    cluster_start, redis_restarted = _mark_pass()
+    if cluster_start:
+        report.booted = bool(boot(report))
+    elif redis_restarted:
+        # Leases died with Redis; live instances re-take theirs within a second.
+        ttl = current_app.config["LEASE_TTL"]
+        redis.set(key("supervisor", "grace"), 1, px=int((ttl + 1) * 1000))
+    in_grace = bool(redis.exists(key("supervisor", "grace")))
+    rows = all_daemon_rows()
+    holders = lease_holders([row.id for row in rows])
+    now = datetime.now(UTC)
+    for row in rows:
+        lock.reacquire()  # LockNotOwnedError: another supervisor may act now
+        try:
+            reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
+        except StashHogError as exc:
+            report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
+    lock.reacquire()
+    report.actions += observe(rows, now)
+    return report
 
 
 def observe(rows: list[Row], now: datetime) -> list[str]:

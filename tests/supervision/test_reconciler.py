@@ -153,6 +153,35 @@ def test_concurrent_passes_do_not_overlap(app_ctx):
         lock.release()
 
 
+def test_a_supervisor_cut_off_mid_pass_holds_the_others_up_for_at_most_the_lock_ttl(app_ctx):
+    """A pass holds the lock only while it extends it: one whose supervisor vanished (its
+    host cut off) lapses after LOCK_TTL, not 30 s, and the next supervisor's pass runs."""
+    stranded = get_redis().lock(key("supervisor", "lock"), timeout=supervisor.LOCK_TTL)
+    assert stranded.acquire(blocking=False)
+    assert supervisor.reconcile() is None
+    eventually(supervisor.reconcile, timeout=supervisor.LOCK_TTL + 1)
+
+
+def test_a_pass_that_lost_its_lock_stops_acting(make_daemon, monkeypatch):
+    """Another supervisor took the lock over (ours lapsed): this pass acts no more."""
+    daemon = make_daemon(configuration=FAST)
+    set_columns(daemon.id, desired_state="RUNNING", status="STOPPED")
+    generation = row(daemon.id).generation
+    real = supervisor.all_daemon_rows
+
+    def rows_then_lapse():
+        found = real()
+        get_redis().delete(key("supervisor", "lock"))  # as when it lapsed
+        assert get_redis().set(key("supervisor", "lock"), "another-supervisor", px=2000)
+        return found
+
+    monkeypatch.setattr(supervisor, "all_daemon_rows", rows_then_lapse)
+    report = supervisor.reconcile()
+    assert report.actions == ["pass lock lapsed: stopped acting"]
+    assert row(daemon.id).generation == generation  # no start from this pass
+    get_redis().delete(key("supervisor", "lock"))
+
+
 def test_a_redis_restart_is_not_a_cluster_start_and_spares_live_instances(make_daemon):
     auto = make_daemon(configuration=FAST, auto_start=True)
     running = make_daemon(configuration=FAST)
