@@ -43,9 +43,10 @@ DROPPED_WRITE_INTERVAL = 1.0
 # confirmed) + TTL, on this host's monotonic clock; the instance stops this fraction of the
 # TTL before that, so it has ended before a successor can take over. No wall clock is used.
 LEASE_MARGIN = 1 / 6
-# Without one successful database call (sent) within this fraction of the TTL, the instance
-# gives its lease up: a host cut off from PostgreSQL cannot write, so another should run it.
-DB_GRACE = 2 / 3
+# Without one database call completing within this fraction of the TTL, the instance gives
+# its lease up: a host cut off from PostgreSQL cannot write, so another should run it. (A
+# liveness decision only: what it writes is fenced by generation either way.)
+DB_GRACE = 5 / 6
 
 
 class DaemonInstance:
@@ -67,8 +68,8 @@ class DaemonInstance:
         self._status_dirty = False
         self._dropped_written = 0
         self._background: set[asyncio.Task] = set()
-        # Monotonic send times of the last lease renewal Redis confirmed, and of the last
-        # database call that succeeded (the runtime sets both at its claim).
+        # Monotonic send time of the last lease renewal Redis confirmed, and when the last
+        # database call completed (the runtime sets both at its claim).
         self.lease_confirmed_at = self.db_confirmed_at = time.monotonic()
         self.stepped_down: str | None = None  # "lease" or "database": why it gave up
         self._probing, self._probed_at = False, 0.0
@@ -95,10 +96,9 @@ class DaemonInstance:
         return await asyncio.to_thread(self._in_app_context, fn, args, kwargs)
 
     def _in_app_context(self, fn, args, kwargs):
-        sent = time.monotonic()
         with self.app.app_context():
             result = fn(*args, **kwargs)
-        self.db_confirmed_at = max(self.db_confirmed_at, sent)
+        self.db_confirmed_at = time.monotonic()
         return result
 
     # -- stopping --------------------------------------------------------------------------

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from sqlalchemy.exc import OperationalError
 
 from stashhog.observability import retention
 from stashhog.services import job_service, supervisor
 
 logger = logging.getLogger(__name__)
+# A supervisor that cannot reach PostgreSQL hands its pass to another and keeps its (solo)
+# slot this long, so the next passes go to a supervisor that can.
+HAND_BACK_HOLD = 2.0
 
 
-@shared_task(name="stashhog.reconcile", ignore_result=True)
-def reconcile() -> list[str]:
-    report = supervisor.reconcile()
+@shared_task(name="stashhog.reconcile", ignore_result=True, bind=True)
+def reconcile(self, handed_back: bool = False) -> list[str]:
+    try:
+        report = supervisor.reconcile()
+    except OperationalError:
+        # Cut off from the database but not from Redis, this supervisor would take (and
+        # fail) every pass: another supervisor would never see one.
+        logger.warning("database unreachable: handing the pass to another supervisor",
+                       exc_info=True)  # fmt: skip
+        if not handed_back:
+            self.apply_async(kwargs={"handed_back": True})
+        time.sleep(HAND_BACK_HOLD)
+        return []
     if report is None:
         return []
     for action in report.actions:

@@ -4,20 +4,24 @@ as production would run one per host) and a "ctl" host running beat. The test pr
 reaches the services through a veth from the root namespace.
 
 Each worker host has two links into the services namespace, one for Redis and one for
-PostgreSQL, so a fault can cut one service or both."""
+PostgreSQL, so a fault can cut one service or both. Hosts reach the services through the
+slow-link proxy (tests/hosts/proxy.py: this kernel has no netem), which adds no delay until
+a test shapes a host."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 from tests.hosts.hosts import SUBNET, Link, Network, in_namespace
-from tests.hosts.services import PrivatePostgres, PrivateRedis
+from tests.hosts.services import PG_PORT, REDIS_PORT, PrivatePostgres, PrivateRedis
 from tests.support import services
 from tests.support.workers import CELERY, ROOT, WorkerProcess
 
@@ -42,8 +46,9 @@ class HostWorker(WorkerProcess):
 
 
 class Host:
-    def __init__(self, role: str, namespace: str, redis_link: Link, pg_link: Link, env: dict):
-        self.role, self.namespace = role, namespace
+    def __init__(self, role: str, namespace: str, redis_link: Link, pg_link: Link, env: dict,
+                 controls: Path):  # fmt: skip
+        self.role, self.namespace, self.controls = role, namespace, controls
         self.redis_link, self.pg_link = redis_link, pg_link
         self.env = env
         self.workers: list[HostWorker] = []
@@ -56,11 +61,14 @@ class Host:
     def heal(self) -> None:
         for made in (self.redis_link, self.pg_link):
             made.up()
-            made.unshape()
+        (self.controls / f"{self.role}.json").unlink(missing_ok=True)
 
-    def shape(self, spec: str) -> None:
-        for made in (self.redis_link, self.pg_link):
-            made.shape(spec)
+    def shape(self, delay: float, loss: float = 0.0) -> None:
+        """Slow both of this host's links: ``delay`` seconds each way, ``loss`` the share
+        of chunks that also wait a retransmission (see tests/hosts/proxy.py)."""
+        path = self.controls / f"{self.role}.json"
+        path.write_text(json.dumps({"delay": delay, "loss": loss}))
+        time.sleep(0.2)  # the proxy reads its controls every 100 ms
 
 
 class HostCluster:
@@ -74,6 +82,7 @@ class HostCluster:
         self.prefix = f"hosts-{uuid.uuid4().hex[:6]}"
         self.redis: PrivateRedis | None = None
         self.pg: PrivatePostgres | None = None
+        self.proxy: subprocess.Popen | None = None
 
     def build(self) -> None:
         svc = self.net.namespace("svc")
@@ -85,18 +94,33 @@ class HostCluster:
             namespaces[role] = self.net.namespace(role)
             redis_links[role] = self.net.link(f"{role}-redis", svc, namespaces[role])
             pg_links[role] = self.net.link(f"{role}-pg", svc, namespaces[role])
-        self.redis = PrivateRedis(svc, [root.b_ip, *(x.a_ip for x in redis_links.values())],
-                                  ARTIFACTS / "redis.log")  # fmt: skip
+        self.redis = PrivateRedis(svc, [root.b_ip, "127.0.0.1"], ARTIFACTS / "redis.log")
         self.redis.start(self.reach)
-        self.pg = PrivatePostgres(svc, [root.b_ip, *(x.a_ip for x in pg_links.values())],
-                                  f"{SUBNET}.0.0/16")  # fmt: skip
+        self.pg = PrivatePostgres(svc, [root.b_ip, "127.0.0.1"], f"{SUBNET}.0.0/16")
         self.pg.start(self.reach)
+        specs = [f"{role}:{made.a_ip}:{port}=127.0.0.1:{port}"
+                 for links, port in ((redis_links, REDIS_PORT), (pg_links, PG_PORT))
+                 for role, made in links.items()]  # fmt: skip
+        self.controls = self.tmp / "shapes"
+        self.controls.mkdir()
+        command = [sys.executable, "-m", "tests.hosts.proxy", str(self.controls), *specs]
+        with open(ARTIFACTS / "proxy.log", "wb") as log:
+            self.proxy = subprocess.Popen(
+                in_namespace(svc, command),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        time.sleep(1.0)
+        assert self.proxy.poll() is None, "the slow-link proxy did not start"
         for role, namespace in namespaces.items():
             env = self.base_env(
                 redis_url=self.redis.url(redis_links[role].a_ip),
                 database_url=self.pg.url(pg_links[role].a_ip),
             )
-            self.hosts[role] = Host(role, namespace, redis_links[role], pg_links[role], env)
+            self.hosts[role] = Host(role, namespace, redis_links[role], pg_links[role], env,
+                                    self.controls)  # fmt: skip
 
     def base_env(self, redis_url: str, database_url: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -175,6 +199,9 @@ class HostCluster:
             if worker.proc.poll() is None:
                 worker.kill()
             worker.log.close()
+        if self.proxy is not None and self.proxy.poll() is None:
+            self.proxy.kill()
+            self.proxy.wait(5)
         for component in (self.redis, self.pg):
             if component is not None:
                 component.stop()

@@ -86,7 +86,10 @@ class PrivatePostgres:
         self._as_postgres(pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
                           "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
         with open(self.data / "pg_hba.conf", "w") as hba:
-            hba.write(f"local all all trust\nhost all all {self.subnet} trust\n")
+            hba.write(
+                f"local all all trust\nhost all all {self.subnet} trust\n"
+                "host all all 127.0.0.1/32 trust\n"
+            )  # the slow-link proxy
         options = (f"-c listen_addresses={','.join(self.addresses)} -p {PG_PORT} "
                    f"-k {self.dir} -c fsync=off -c max_connections=200")  # fmt: skip
         log = str(self.dir / "server.log")

@@ -203,7 +203,7 @@ def takes_new_work(cluster, celery_app, host) -> None:
     db.session.commit()
 
 
-def test_z_invariants_hold_and_nothing_runs_after_stop(hosts_app, tickers):
+def _final_stop_checks(tickers):
     for daemon_id in tickers:
         stop_daemon(daemon_id, wait=5)
     deadline = time.monotonic() + 15
@@ -230,3 +230,112 @@ def report_table() -> None:
     print(f"\n{'fault (test hosts)':<34}{'trials':>7}{'p50 s':>8}{'max s':>8}")
     for fault, times in RECOVERY.items():
         print(f"{fault:<34}{len(times):>7}{statistics.median(times):>8.2f}{max(times):>8.2f}")
+
+
+def test_4a_slow_lossy_links_cause_no_false_failover(cluster, hosts_app, tickers):
+    """200 ms delay and 5 % loss (as retransmission stalls) on what one host sends:
+    heartbeats come late, the
+    daemon stays put (same generation, same worker, lease held throughout)."""
+    worst: list[float] = []
+    for _ in range(TRIALS):
+        host = host_of(cluster, tickers[0])
+        staying = {
+            d: (fresh(d).generation, fresh(d).worker) for d in on_host(tickers, cluster, host)
+        }
+        host.shape(0.2, 0.05)
+        began, oldest = time.monotonic(), 0.0
+        try:
+            while time.monotonic() - began < (15.0 if TRIALS > 1 else 10.0):
+                for daemon_id, (generation, worker) in staying.items():
+                    row = fresh(daemon_id)
+                    assert (row.generation, row.worker) == (generation, worker), "failed over"
+                    assert lease.lease_holder(daemon_id) == generation, "lease lapsed"
+                    age = (datetime.now(UTC) - row.last_heartbeat).total_seconds()
+                    oldest = max(oldest, age)
+                time.sleep(0.2)
+        finally:
+            host.heal()
+        worst.append(oldest)
+        check_invariants(tickers)
+    RECOVERY["4 200ms+5% loss: heartbeat age"] = worst
+
+
+def test_4b_delay_above_the_lease_ttl_keeps_one_instance_at_every_instant(
+    cluster, hosts_app, tickers
+):
+    """4 s delay (above the 3 s TTL): the instance stops itself before its lease can
+    expire, a successor starts elsewhere, and nothing overlaps."""
+    celery_app = hosts_app.extensions["celery"]
+    times = []
+    for _ in range(TRIALS):
+        host = host_of(cluster, tickers[0])
+        moved = {d: fresh(d).generation for d in on_host(tickers, cluster, host)}
+        since, began = datetime.now(UTC), time.monotonic()
+        host.shape(4.0)
+        try:
+            times.append(max(wait_recovered(d, since, began, host.role) for d in moved))
+            time.sleep(5.0)  # what the slow host had in flight arrives meanwhile
+        finally:
+            host.heal()
+        for daemon_id, old in moved.items():
+            successor = eventually(lambda d=daemon_id, o=old: first_line_after(d, o))
+            final = last_line(daemon_id, old)
+            assert final.id < successor.id and final.created_at < successor.created_at
+        settle_after_heal(cluster, tickers, host, moved, celery_app)
+    RECOVERY["4 delay 4 s > TTL"] = times
+    assert max(times) < FAILOVER_TARGET, times
+
+
+def supervisor_notes(daemon_id, text: str) -> int:
+    query = select(func.count()).where(
+        DaemonLog.daemon_id == daemon_id,
+        DaemonLog.generation.is_(None),
+        DaemonLog.message.contains(text),
+    )
+    return db.session.scalar(query)
+
+
+def test_6_supervisor_host_cut_off_the_other_supervisor_acts_once(cluster, hosts_app, tickers):
+    """One supervisor's host loses PostgreSQL (it still takes passes from Redis, the worst
+    case: a pass hangs holding the lock) while a daemons worker dies: the other supervisor
+    restarts the daemon within 5 s, and each lost generation is restarted exactly once."""
+    celery_app = hosts_app.extensions["celery"]
+    times = []
+    for trial in range(TRIALS):
+        sup_host = cluster.hosts[("w1", "w2")[trial % 2]]
+        target = host_of(cluster, tickers[0])
+        if target is sup_host:  # its daemons step down by themselves: kill elsewhere
+            target = (
+                host_of(cluster, tickers[1])
+                if host_of(cluster, tickers[1]) is not sup_host
+                else None
+            )
+        moved = {d: fresh(d).generation for d in tickers}
+        since, began = datetime.now(UTC), time.monotonic()
+        sup_host.cut("pg")
+        try:
+            victim = cluster.daemons_worker(target.role) if target else None
+            if victim is not None:
+                victim.kill()
+            lost = {d: g for d, g in moved.items()
+                    if cluster.host_of_worker(fresh(d).worker) in (target, sup_host)}  # fmt: skip
+            times.append(max(wait_recovered(d, since, began, None) for d in lost))
+            time.sleep(2.0)  # the cut-off supervisor's passes fail meanwhile
+        finally:
+            sup_host.heal()
+        for daemon_id, old in lost.items():
+            assert fresh(daemon_id).generation == old + 1, "started twice (or not at all)"
+            assert supervisor_notes(daemon_id, f"lease of generation {old} expired") == 1
+        if victim is not None:
+            target.workers.remove(victim)
+            victim.log.close()
+            cluster.add_daemons_worker(target.role, celery_app)
+        for worker in sup_host.workers:
+            worker.wait_ready(celery_app, timeout=60)
+        check_invariants(tickers)
+    RECOVERY["6 supervisor host cut + worker killed"] = times
+    assert max(times) < FAILOVER_TARGET, times
+
+
+def test_z_invariants_hold_and_nothing_runs_after_stop(hosts_app, tickers):
+    _final_stop_checks(tickers)
