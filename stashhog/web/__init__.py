@@ -16,8 +16,8 @@ def not_found(message: str):
 
 
 from stashhog.media import pages as media_pages  # noqa: E402,F401
-from stashhog.web import daemons, jobs  # noqa: E402,F401  (pages register on bp)
 from stashhog.observability import pages as observability_pages  # noqa: E402,F401
+from stashhog.web import daemons, jobs  # noqa: E402,F401  (pages register on bp)
 
 
 def init_app(app: Flask) -> None:
