@@ -20,13 +20,17 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.hosts.hosts import SUBNET, Link, Network, in_namespace
+from tests.hosts.hosts import ROOT_SUBNET, SUBNET, Link, Network, free_root_subnet, in_namespace
 from tests.hosts.services import PG_PORT, REDIS_PORT, PrivatePostgres, PrivateRedis
 from tests.support import services
 from tests.support.workers import CELERY, ROOT, WorkerProcess
 
 HOSTS = ("w1", "w2", "w3")
 SUPERVISOR_HOSTS = ("w1", "w2")
+# Wall-clock skew per host, seconds (tests/hosts/skew/sitecustomize.py): every fault runs
+# with one supervisor host and one worker host far ahead, another worker host far behind.
+CLOCK_SKEW = {"w1": 0.0, "w2": 90.0, "w3": -90.0, "ctl": 0.0}
+SKEW_PATH = ROOT / "tests" / "hosts" / "skew"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "hosts"
 
 
@@ -86,7 +90,7 @@ class HostCluster:
 
     def build(self) -> None:
         svc = self.net.namespace("svc")
-        root = self.net.link("root", None, svc)  # the test process's way in
+        root = self.net.link("root", None, svc, free_root_subnet())  # the test's way in
         self.reach = root.b_ip
         redis_links, pg_links = {}, {}
         namespaces = {}
@@ -96,7 +100,9 @@ class HostCluster:
             pg_links[role] = self.net.link(f"{role}-pg", svc, namespaces[role])
         self.redis = PrivateRedis(svc, [root.b_ip, "127.0.0.1"], ARTIFACTS / "redis.log")
         self.redis.start(self.reach)
-        self.pg = PrivatePostgres(svc, [root.b_ip, "127.0.0.1"], f"{SUBNET}.0.0/16")
+        self.pg = PrivatePostgres(
+            svc, [root.b_ip, "127.0.0.1"], [f"{SUBNET}.0.0/16", f"{ROOT_SUBNET}.0.0/16"]
+        )
         self.pg.start(self.reach)
         specs = [f"{role}:{made.a_ip}:{port}=127.0.0.1:{port}"
                  for links, port in ((redis_links, REDIS_PORT), (pg_links, PG_PORT))
@@ -119,6 +125,9 @@ class HostCluster:
                 redis_url=self.redis.url(redis_links[role].a_ip),
                 database_url=self.pg.url(pg_links[role].a_ip),
             )
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SKEW_PATH),
+                                                              env.get("PYTHONPATH")]))  # fmt: skip
+            env["STASHHOG_TEST_CLOCK_SKEW"] = str(CLOCK_SKEW[role])
             self.hosts[role] = Host(role, namespace, redis_links[role], pg_links[role], env,
                                     self.controls)  # fmt: skip
 

@@ -20,12 +20,12 @@ TRIALS = 10 if FULL else 1
 
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_namespaces():
-    """Whatever a crashed earlier run left (our prefix only) goes, before and after."""
+    """What runs no longer alive left goes first; this run's own goes at its end."""
     if os.geteuid() == 0:
         hosts.sweep_stale()
     yield
     if os.geteuid() == 0:
-        hosts.sweep_stale(hosts.PREFIX)
+        hosts.sweep_stale(only=hosts.PREFIX)
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,11 @@
 by taking links down. (Delay and loss: tests/hosts/proxy.py, since this kernel has no
 ``sch_netem``: ``tc qdisc add ... netem`` answers "Specified qdisc kind is unknown".)
 
-Every namespace, veth and qdisc carries this session's PREFIX, so a sweep finds what a crashed
-run left behind. Addresses are 10.231.x.y/24 on veths between our own namespaces (and one into
-the root namespace, for the test process); no namespace has a default route, so no packet can
-leave the machine.
+Every namespace and veth carries this session's PREFIX, which holds the test process's pid:
+a sweep removes only what a run that is no longer alive left behind (several sessions may run
+the suite at once). Addresses are 10.231.x.y/24 on veths between our own namespaces, and one
+10.232.N.0/24 into the root namespace for the test process (N unused by another session);
+no namespace has a default route, so no packet can leave the machine.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from dataclasses import dataclass, field
 
 PREFIX_ROOT = "shh"  # every name this suite creates starts with it (sweep_stale)
-PREFIX = f"{PREFIX_ROOT}{uuid.uuid4().hex[:4]}"
+PREFIX = f"{PREFIX_ROOT}{os.getpid():x}"
 SUBNET = "10.231"
+ROOT_SUBNET = "10.232"
 
 
 class HostsUnavailable(Exception):
@@ -42,18 +43,50 @@ def check_available() -> None:
     run("ip", "netns", "del", probe, check=False)
 
 
-def sweep_stale(prefix: str = PREFIX_ROOT) -> list[str]:
-    """Delete namespaces (and so their veths) left by any run of this suite."""
+def _owner_gone(name: str, end: str) -> bool:
+    """``name`` is PREFIX_ROOT + the owner's pid in hex + ``end`` + ...: is that pid gone?"""
+    digits = name[len(PREFIX_ROOT) :].split(end, 1)[0]
+    try:
+        os.kill(int(digits, 16), 0)
+    except ValueError:
+        return False  # not one of ours
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def sweep_stale(only: str | None = None) -> list[str]:
+    """Delete namespaces (and so their veths) of runs whose test process is gone; with
+    ``only``, this run's own (at its end)."""
     listing = run("ip", "netns", "list", check=False).stdout.split("\n")
     names = [line.split()[0] for line in listing if line.strip()]
-    stale = [name for name in names if name.startswith(prefix)]
+    stale = [
+        name
+        for name in names
+        if name.startswith(PREFIX_ROOT)
+        and (name.startswith(f"{only}-") if only else _owner_gone(name, "-"))
+    ]
     for name in stale:
         run("ip", "netns", "del", name, check=False)
     for line in run("ip", "-o", "link", "show", check=False).stdout.splitlines():
         dev = line.split(":")[1].strip().split("@")[0]
-        if dev.startswith(prefix):
+        if dev.startswith(PREFIX_ROOT) and (
+            dev.startswith(f"{only}x") if only else _owner_gone(dev, "x")
+        ):
             run("ip", "link", "del", dev, check=False)
     return stale
+
+
+def free_root_subnet() -> str:
+    """A 10.232.N prefix no other session uses in the root namespace."""
+    used = run("ip", "-o", "-4", "addr", "show", check=False).stdout
+    for step in range(250):
+        candidate = f"{ROOT_SUBNET}.{(os.getpid() + step) % 250 + 1}"
+        if f" {candidate}." not in used:
+            return candidate
+    raise HostsUnavailable("no free 10.232.N/24 in the root namespace")
 
 
 @dataclass
@@ -94,13 +127,15 @@ class Network:
         run("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
-    def link(self, name: str, a: str | None, b: str) -> Link:
-        """A veth between ``a`` (None: the root namespace) and ``b`` on its own /24:
-        ``a`` is .1, ``b`` is .2. Only the /24 is routed: no default route anywhere."""
+    def link(self, name: str, a: str | None, b: str, subnet: str | None = None) -> Link:
+        """A veth between ``a`` (None: the root namespace) and ``b`` on its own /24
+        (``subnet``, else the next 10.231.N): ``a`` is .1, ``b`` is .2. Only the /24 is
+        routed: no default route anywhere."""
         number = self._next_subnet
         self._next_subnet += 1
-        a_dev, b_dev = f"{PREFIX}{number}a", f"{PREFIX}{number}b"
-        a_ip, b_ip = f"{SUBNET}.{number}.1", f"{SUBNET}.{number}.2"
+        subnet = subnet or f"{SUBNET}.{number}"
+        a_dev, b_dev = f"{PREFIX}x{number}a", f"{PREFIX}x{number}b"
+        a_ip, b_ip = f"{subnet}.1", f"{subnet}.2"
         run("ip", "link", "add", a_dev, "type", "veth", "peer", "name", b_dev)
         if a is not None:
             run("ip", "link", "set", a_dev, "netns", a)

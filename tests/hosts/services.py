@@ -64,8 +64,8 @@ class PrivatePostgres:
     """initdb (as the postgres user: initdb refuses root) into a temp dir it owns; trust
     authentication for the test subnet only."""
 
-    def __init__(self, namespace: str, addresses: list[str], subnet: str) -> None:
-        self.namespace, self.addresses, self.subnet = namespace, addresses, subnet
+    def __init__(self, namespace: str, addresses: list[str], subnets: list[str]) -> None:
+        self.namespace, self.addresses, self.subnets = namespace, addresses, subnets
         self.dir = Path(tempfile.mkdtemp(prefix="stashhog-hosts-pg-"))
         self.data = self.dir / "data"
         self.started = False
@@ -86,10 +86,8 @@ class PrivatePostgres:
         self._as_postgres(pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
                           "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
         with open(self.data / "pg_hba.conf", "w") as hba:
-            hba.write(
-                f"local all all trust\nhost all all {self.subnet} trust\n"
-                "host all all 127.0.0.1/32 trust\n"
-            )  # the slow-link proxy
+            hba.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")  # the proxy
+            hba.writelines(f"host all all {subnet} trust\n" for subnet in self.subnets)
         options = (f"-c listen_addresses={','.join(self.addresses)} -p {PG_PORT} "
                    f"-k {self.dir} -c fsync=off -c max_connections=200")  # fmt: skip
         log = str(self.dir / "server.log")
