@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from stashhog.auth.roles import Role
 from stashhog.launcher import procfile_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +31,12 @@ FLOOD_SECONDS = 5.0
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def get(url: str, timeout: float) -> int:
+def get(url: str, timeout: float, token: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with HTTP.open(url, timeout=timeout) as reply:
+        with HTTP.open(request, timeout=timeout) as reply:
             reply.read()
             return reply.status
     except urllib.error.HTTPError as exc:
@@ -85,7 +89,7 @@ def flood(url: str, until: float, answers: Counter, lock: threading.Lock) -> Non
 
 
 def test_health_flooded_from_50_clients_leaves_the_web_process_answering(
-    web_url, daemons_worker, jobs_worker
+    web_url, daemons_worker, jobs_worker, role_tokens
 ):
     answers: Counter = Counter()
     lock = threading.Lock()
@@ -100,7 +104,7 @@ def test_health_flooded_from_50_clients_leaves_the_web_process_answering(
         client.join(FLOOD_SECONDS + 10)
 
     started = time.monotonic()
-    status = get(f"{web_url}/api/daemons", timeout=1.0)
+    status = get(f"{web_url}/api/daemons", timeout=1.0, token=role_tokens[Role.VIEWER])
     elapsed = time.monotonic() - started
     print(f"{CLIENTS} clients, {FLOOD_SECONDS}s: health answers {dict(answers)}; ", end="")
     print(f"/api/daemons then answered {status} in {elapsed * 1000:.0f} ms")
