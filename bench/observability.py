@@ -11,8 +11,9 @@ phrase). Then:
 - search: ``GET /api/logs``'s query (``search.search_logs``, newest 100) for each term,
   median of 5 after a warm-up;
 - ingest alone: ``write_log_batch`` batches of 5,000 lines for 5 s;
-- prune: ``log_max_lines`` set to half the rows, ``retention.prune`` until the cap holds, with
-  the same ingest running in a thread: rows pruned/s, and ingest lines/s meanwhile.
+- prune: ``log_max_lines`` set to half the rows, ``retention.prune`` until the cap holds (at
+  most PRUNE_PHASE_SECONDS), with the same ingest running in a thread: rows pruned/s, and
+  ingest lines/s meanwhile.
 
 ``--quick`` is 200,000 rows. With ``--json`` the last line of stdout is one JSON object.
 """
@@ -43,6 +44,7 @@ GENERATE = text(
 QUERIES = {"common word": "tick", "1 in 1,000": "quota", "phrase": '"quota exceeded"',
            "1 in 1,000,000": "needle", "absent": "nonexistentword"}  # fmt: skip
 BATCH = 5000
+PRUNE_PHASE_SECONDS = 120
 
 
 def generate(daemon_id, rows: int) -> float:
@@ -100,8 +102,9 @@ def prune_while_ingesting(app, daemon_id, generation: int, keep: int) -> dict:
         conn.execute(update(Daemon).where(Daemon.id == daemon_id).values(log_max_lines=keep))
     ingest = Ingest(app, daemon_id, generation + 1)
     ingest.start()
+    # Bounded: an ingest faster than the prune (seen at 10M rows) would never let it finish.
     began, pruned = time.monotonic(), 0
-    while True:
+    while time.monotonic() - began < PRUNE_PHASE_SECONDS:
         counts = retention.prune(budget=5.0)
         pruned += counts["daemon_logs"]
         if counts["daemon_logs"] < app.config["PRUNE_BATCH"]:
