@@ -11,8 +11,7 @@ from flask import Response, g
 from stashhog.api.openapi import route
 from stashhog.auth import tokens, users
 from stashhog.auth.audit import event_to_dict, list_events
-from stashhog.auth.policy import require
-from stashhog.auth.roles import Role
+from stashhog.auth.roles import Role, require
 from stashhog.auth.schemas import (
     AuditList,
     AuditQuery,

@@ -39,17 +39,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SOCKET_ENDPOINT = "__flask_sock.daemons_ws"
 
 
-def require(role: Role | str):
-    """Declare the role a view needs, when the method's default (viewer to read, operator to
-    change) is not enough."""
-
-    def mark(view):
-        view.required_role = Role(role)
-        return view
-
-    return mark
-
-
 def required_role(endpoint: str, method: str) -> Role:
     view = current_app.view_functions.get(endpoint)
     declared = getattr(view, "required_role", None)

@@ -24,3 +24,14 @@ class Role(StrEnum):
 
 
 ROLE_ORDER = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+
+
+def require(role: Role | str):
+    """Declare the role a view needs, when the method's default (viewer to read, operator to
+    change; see ``stashhog.auth.policy``) is not the right one."""
+
+    def mark(view):
+        view.required_role = Role(role)
+        return view
+
+    return mark

@@ -13,8 +13,7 @@ from flask_wtf.csrf import CSRFError
 
 from stashhog.auth import audit
 from stashhog.auth.actor import request_actor
-from stashhog.auth.policy import require
-from stashhog.auth.roles import Role
+from stashhog.auth.roles import Role, require
 from stashhog.auth.users import authenticate
 from stashhog.extensions import csrf, limiter
 

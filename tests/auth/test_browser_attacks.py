@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from stashhog import create_app
 from stashhog.auth.roles import Role
+from stashhog.config import InsecureConfiguration, load_config
 from tests.support.access import csrf_token, login, username_for
 
 
 @pytest.fixture
-def signed_in(app):
+def signed_in(app, role_tokens):
     """A test client signed in as an operator through the login form (session cookie)."""
     client = app.test_client()
     assert login(client, username_for(Role.OPERATOR)).status_code == 302
@@ -75,3 +77,20 @@ def test_every_response_carries_the_security_headers(client, anonymous):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_trusted_hosts_and_origins_come_from_the_environment_and_cannot_be_emptied(app):
+    settings = load_config(
+        environ={
+            "STASHHOG_TRUSTED_HOSTS": "panel.example.org, .example.net",
+            "STASHHOG_ALLOWED_ORIGINS": "https://panel.example.org",
+        }
+    )
+    assert settings["TRUSTED_HOSTS"] == ["panel.example.org", ".example.net"]
+    assert settings["ALLOWED_ORIGINS"] == ["https://panel.example.org"]
+    behind_proxy = create_app({**app.config, **settings, "PROXY_HOPS": 1}).test_client()
+    reply = behind_proxy.get("/login", headers={"Host": "a.example.net"})
+    assert reply.status_code == 200
+    assert behind_proxy.get("/login", headers={"Host": "localhost"}).status_code == 400
+    with pytest.raises(InsecureConfiguration, match="TRUSTED_HOSTS"):
+        create_app({**app.config, "TRUSTED_HOSTS": []})
