@@ -42,7 +42,7 @@ worker_send_task_events = True
 task_send_sent_event = True
 beat_schedule = {
     # Interval overridden from the Flask config (RECONCILE_INTERVAL) in stashhog.celery_app.
-    "reconcile": {"task": "stashhog.reconcile", "schedule": 1.5, "options": {"expires": 3}},
+    "reconcile": {"task": "stashhog.reconcile", "schedule": 1.5},
     # Retention in small batches (stashhog.observability.retention); PRUNE_INTERVAL.
-    "prune": {"task": "stashhog.prune", "schedule": 10.0, "options": {"expires": 20}},
+    "prune": {"task": "stashhog.prune", "schedule": 10.0},
 }

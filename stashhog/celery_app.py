@@ -18,13 +18,12 @@ def init_app(app: Flask) -> Celery:
     celery.config_from_object("celeryconfig")
     interval = app.config["RECONCILE_INTERVAL"]
     celery.conf.broker_url = app.config["REDIS_URL"]
-    celery.conf.beat_schedule["reconcile"].update(
-        schedule=interval, options={"expires": interval * 2}
-    )
+    # No "expires": Celery compares it, set on beat's wall clock, with the worker's, so a
+    # supervisor host a few seconds ahead discarded every pass. A backlog is skipped by the
+    # tasks themselves instead, on Redis's clock (workers/supervisor_tasks.py).
+    celery.conf.beat_schedule["reconcile"].update(schedule=interval, options={})
     prune_every = app.config["PRUNE_INTERVAL"]
-    celery.conf.beat_schedule["prune"].update(
-        schedule=prune_every, options={"expires": prune_every * 2}
-    )
+    celery.conf.beat_schedule["prune"].update(schedule=prune_every, options={})
     celery.flask_app = app  # worker signal handlers need the app context too
     celery.set_default()
     app.extensions["celery"] = celery

@@ -6,8 +6,10 @@ import logging
 import time
 
 from celery import shared_task
+from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from stashhog.events import get_redis, key
 from stashhog.observability import retention
 from stashhog.services import job_service, supervisor
 
@@ -17,8 +19,18 @@ logger = logging.getLogger(__name__)
 HAND_BACK_HOLD = 2.0
 
 
+def due(name: str, every: float) -> bool:
+    """False when a run of ``name`` started within the last half ``every`` seconds: beat's
+    messages queued while no worker took them (a backlog) are skipped in a millisecond each.
+    Redis's clock decides (a key's TTL), not the hosts' wall clocks, unlike Celery's
+    ``expires``."""
+    return bool(get_redis().set(key("scheduled", name), 1, nx=True, px=int(every * 500)))
+
+
 @shared_task(name="stashhog.reconcile", ignore_result=True, bind=True)
 def reconcile(self, handed_back: bool = False) -> list[str]:
+    if not handed_back and not due("reconcile", current_app.config["RECONCILE_INTERVAL"]):
+        return []
     try:
         report = supervisor.reconcile()
     except OperationalError:
@@ -40,6 +52,8 @@ def reconcile(self, handed_back: bool = False) -> list[str]:
 
 @shared_task(name="stashhog.prune", ignore_result=True)
 def prune() -> dict:
+    if not due("prune", current_app.config["PRUNE_INTERVAL"]):
+        return {}
     counts = retention.prune()
     if counts:
         logger.info("retention: pruned %s", dict(counts))

@@ -25,6 +25,7 @@ from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, Conflict, Invalid, StashHogError, Unavailable
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
+from stashhog.services.clock import read_now
 from stashhog.services.daemon_audit import audited, audited_bulk
 from stashhog.services.daemon_health import STARTING_GRACE
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row, get_daemon
@@ -123,7 +124,7 @@ def _already_running(row: Row) -> bool:
         return False
     if lease_holder(row.id) == row.generation:
         return True
-    fresh = datetime.now(UTC) - row.updated_at < STARTING_GRACE
+    fresh = read_now() - row.updated_at < STARTING_GRACE  # updated_at is the database's time
     return row.status == DaemonStatus.STARTING and fresh
 
 

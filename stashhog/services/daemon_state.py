@@ -23,6 +23,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.serializers import daemon_to_dict
+from stashhog.services.clock import write_now
 from stashhog.services.daemon_health import depends_on_lease, present
 from stashhog.services.fencing import bound_lock_holding
 from stashhog.services.lease import lease_holder
@@ -65,7 +66,7 @@ def _update_row(conn: Connection, daemon_id, conditions: dict, values: dict) -> 
         update(daemons)
         .where(daemons.c.id == _as_uuid(daemon_id))
         .where(*(daemons.c[name] == value for name, value in conditions.items()))
-        .values(**values, updated_at=datetime.now(UTC))
+        .values(**values, updated_at=write_now(conn))
         .returning(*daemons.c)
     )
     return conn.execute(stmt).first()

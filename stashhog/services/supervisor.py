@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import LockError, RedisError
@@ -32,6 +32,7 @@ from stashhog.models import (
 from stashhog.models.enums import LIVE_STATES, RUNNING_STATES, RunOutcome
 from stashhog.observability import alerts, runs
 from stashhog.services import daemon_control
+from stashhog.services.clock import read_now
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
@@ -91,7 +92,7 @@ def _pass(redis, lock) -> PassReport:
     in_grace = bool(redis.exists(key("supervisor", "grace")))
     rows = all_daemon_rows()
     holders = lease_holders([row.id for row in rows])
-    now = datetime.now(UTC)
+    now = read_now()  # rows' updated_at is the database's time: compare on that clock
     for row in rows:
         lock.reacquire()  # LockNotOwnedError: another supervisor may act now
         try:
@@ -118,8 +119,8 @@ def observe(rows: list[Row], now: datetime) -> list[str]:
 def _mark_pass() -> tuple[bool, bool]:
     """Record this pass; tell a cluster start (no pass for CLUSTER_IDLE, kept in the database)
     from a Redis restart (the Redis marker alone is gone)."""
-    now = datetime.now(UTC)
     with db.engine.begin() as conn:
+        now = read_now(conn)  # every supervisor host compares on the database's clock
         query = select(cluster.c.updated_at).where(cluster.c.name == "supervisor")
         previous = conn.execute(query.with_for_update()).scalar()
         if previous is None:

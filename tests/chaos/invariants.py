@@ -37,6 +37,21 @@ def overlaps(daemon_id) -> list[tuple[int, int, float]]:
     return found
 
 
+def interleaved(daemon_id) -> list[tuple[int, int]]:
+    """Pairs of generations whose lines interleave in the database's own order (row ids),
+    which no host's clock can shift. Must be empty: a generation's lines all precede its
+    successor's."""
+    spans = sorted(
+        (lines[0].id, lines[-1].id, generation)
+        for generation, lines in lines_by_generation(daemon_id).items()
+    )
+    return [
+        (gen, next_gen)
+        for (_, end, gen), (start, _, next_gen) in zip(spans, spans[1:], strict=False)
+        if start < end
+    ]
+
+
 def sequence_faults(daemon_id) -> list[str]:
     """Each generation's lines must be seq 1..N, each exactly once, in id order; a generation
     that stopped cleanly must end with its "stopped (...)" line."""

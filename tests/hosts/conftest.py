@@ -7,12 +7,15 @@ import os
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import select
 
 from stashhog import create_app
 from stashhog.extensions import db
+from stashhog.models import ClusterState
 from tests.hosts import hosts
 from tests.hosts.cluster import HostCluster
 from tests.support import services
+from tests.support.wait import eventually
 
 FULL = os.environ.get("STASHHOG_CHAOS") == "full"
 TRIALS = 10 if FULL else 1
@@ -53,5 +56,9 @@ def hosts_app(cluster):
         db.session.remove()
     cluster.start_processes(app.extensions["celery"])
     with app.app_context():
+        # The first pass ever is a cluster start (auto_start applies): let it happen first.
+        first_pass = select(ClusterState).where(ClusterState.name == "supervisor")
+        eventually(lambda: db.session.scalar(first_pass), timeout=60, interval=0.2)
+        db.session.remove()
         yield app
         db.session.remove()
