@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from stashhog.auth import audit
+from stashhog.auth.actor import SYSTEM, current_actor
 from stashhog.daemons.config import DaemonConfig, validate_configuration
 from stashhog.daemons.registry import daemon_classes
 from stashhog.errors import Conflict, Invalid, NotFound
@@ -29,6 +31,7 @@ from stashhog.events import EventType, publish
 from stashhog.extensions import db
 from stashhog.models import Daemon, RestartPolicy
 from stashhog.models.enums import STOPPED_STATES
+from stashhog.services.daemon_audit import audited, note_in_daemon_log, who
 from stashhog.services.daemon_configuration import clean_name, merge_configuration
 from stashhog.services.daemon_health import present
 from stashhog.services.daemon_queries import find_daemon_row
@@ -101,6 +104,17 @@ def create_daemon(
     name: Any, daemon_type: str, configuration: dict | None, settings: DaemonSettings
 ) -> dict[str, Any]:
     """A new, STOPPED daemon of a registered type; publishes ``daemon_created``."""
+    with audit.action("daemon.create", "daemon", name=str(name), type=daemon_type) as entry:
+        data = _create(name, daemon_type, configuration, settings)
+        entry.target(data["id"], data["name"])
+    actor = current_actor()
+    if actor is not SYSTEM:
+        note_in_daemon_log(data["id"], f"Created by {who(actor)}")
+    publish(EventType.DAEMON_CREATED, data["id"], daemon=data)
+    return data
+
+
+def _create(name: Any, daemon_type: str, configuration: dict | None, settings) -> dict:
     name = clean_name(name)
     if daemon_type not in daemon_classes():
         raise Invalid(f"unknown daemon type {daemon_type!r}", key="type")
@@ -112,12 +126,10 @@ def create_daemon(
     except IntegrityError:
         db.session.rollback()
         raise Conflict(f"a daemon named {name!r} already exists", key="name") from None
-    row = find_daemon_row(daemon.id)
-    data = present(row, None, datetime.now(UTC))
-    publish(EventType.DAEMON_CREATED, data["id"], daemon=data)
-    return data
+    return present(find_daemon_row(daemon.id), None, datetime.now(UTC))
 
 
+@audited("delete")
 def delete_daemon(ref: uuid.UUID | str) -> dict[str, Any]:
     """Delete a daemon that no instance can be running; returns what it was."""
     daemon_id = find_daemon_row(ref).id

@@ -48,6 +48,8 @@ export class ConfigEditor {
       const body = await api(`/api/daemons/${this.getDaemon().id}/default-config`);
       this.schema = body.schema;
       this.defaultValues = body.default_configuration;
+      // The daemon may have arrived first (its editor filled, no form yet): draw the form now.
+      this.form.render(this.schema, this.effective(this.getDaemon().configuration));
     } catch (exc) {
       this.show("error", `Could not load the configuration schema — ${exc.message}`);
     }

@@ -164,7 +164,11 @@ export class SchemaForm {
         min: node.minimum ?? node.exclusiveMinimum, max: node.maximum ?? node.exclusiveMaximum,
       });
     }
-    if (kind === "string") return h("input", { type: "text", id, name: key, maxlength: node.maxLength });
+    if (kind === "string") {
+      // A write-only key (a token): typed unseen, and never filled back from the server.
+      const type = node.writeOnly ? "password" : "text";
+      return h("input", { type, id, name: key, maxlength: node.maxLength, autocomplete: node.writeOnly ? "new-password" : "off" });
+    }
     const rows = kind === "list" ? 4 : 5;
     return h("textarea", { id, name: key, rows, spellcheck: "false", className: kind === "json" ? "mono" : "" });
   }

@@ -226,3 +226,22 @@ def test_delete_of_an_unknown_daemon_is_404(client, clean_db):
 def test_delete_offers_no_purge_switch(client, daemon, unchanged):
     with unchanged():
         error_of(client.delete(f"/api/daemons/{daemon.id}?purge=false"), 400)
+
+
+# -- the audit trail ----------------------------------------------------------------------------
+
+
+def test_create_and_delete_are_audited_with_who_acted(client, clean_db):
+    daemon = create(client, name="audited").get_json()
+    refused = create(client, name="audited")
+    assert refused.status_code == 409
+    assert client.delete(f"/api/daemons/{daemon['id']}").status_code == 204
+    events = client.get("/api/audit?action=daemon.").get_json()["events"]
+    mine = [e for e in events if e["action"] in ("daemon.create", "daemon.delete")]
+    outcomes = [(e["action"], e["outcome"], e["target_name"]) for e in reversed(mine)][-3:]
+    assert outcomes == [
+        ("daemon.create", "ok", "audited"),
+        ("daemon.create", "failed", "audited"),
+        ("daemon.delete", "ok", "audited"),
+    ]
+    assert {e["actor"] for e in mine[:3]} == {"test-admin"}
