@@ -9,7 +9,13 @@ from stashhog.extensions import db
 from tests.media.support import forget_media
 
 # The browser fixtures of the panel's tests: a live server of the session's app, Chromium.
-from tests.web.conftest import browser, live_server, page  # noqa: E402,F401
+from tests.web.conftest import (  # noqa: E402,F401
+    browser,
+    live_server,
+    page,
+    page_as,
+    signed_in_states,
+)
 
 
 @pytest.fixture
