@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +74,7 @@ class DaemonInstance:
         self.lease_confirmed_at = self.db_confirmed_at = time.monotonic()
         self.stepped_down: str | None = None  # "lease" or "database": why it gave up
         self._probing, self._probed_at = False, 0.0
+        self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self.sampler = ProcessSampler()
 
     # -- the DaemonHost protocol -----------------------------------------------------------
@@ -137,6 +139,7 @@ class DaemonInstance:
             self._count_unwritten()
             return "fenced" if self.fenced else outcome
         finally:
+            self._lease_thread.shutdown(wait=False)
             # Closing the loop would leave SIGTERM at SIG_DFL, and a late revoke would then
             # kill the process before its final status is written: use a plain handler.
             loop.remove_signal_handler(signal.SIGTERM)
@@ -238,9 +241,7 @@ class DaemonInstance:
                 return
             sent = time.monotonic()
             try:
-                ours = await asyncio.to_thread(
-                    self._with_app, lease.renew_lease, self.daemon_id, self.generation, self.ttl
-                )
+                ours = await self._lease_call(lease.renew_lease, self.ttl)
             except Exception:
                 logger.warning("lease renewal failed; retrying", exc_info=True)
                 continue
@@ -252,6 +253,14 @@ class DaemonInstance:
     def _with_app(self, fn, *args):
         with self.app.app_context():
             return fn(*args)
+
+    async def _lease_call(self, fn, *args):
+        """``fn(daemon_id, generation, *args)`` on the lease's own thread: renewals never
+        wait behind database calls for a thread of the default executor (on a slow link
+        those took them all, and a healthy lease lapsed)."""
+        loop = asyncio.get_running_loop()
+        call = (self._with_app, fn, self.daemon_id, self.generation, *args)
+        return await loop.run_in_executor(self._lease_thread, *call)
 
     def _database_lost(self, interval: float) -> bool:
         """Probe the database when nothing reached it lately; past DB_GRACE without a
@@ -296,9 +305,7 @@ class DaemonInstance:
 
     async def _release_lease(self) -> None:
         try:
-            await asyncio.to_thread(
-                self._with_app, lease.release_lease, self.daemon_id, self.generation
-            )
+            await self._lease_call(lease.release_lease)
         except Exception:
             logger.warning("could not release the lease; it expires by itself", exc_info=True)
 

@@ -26,7 +26,8 @@ from tests.hosts.conftest import TRIALS
 from tests.support.isolation import only_worker_on_queue
 from tests.support.wait import eventually
 
-pytestmark = pytest.mark.hosts
+# Each fault's trials in one test: ten of fault 3 (a 30 s partition each) take minutes.
+pytestmark = [pytest.mark.hosts, pytest.mark.timeout(120 + 90 * TRIALS)]
 TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
 FAILOVER_TARGET = 5.0
 RECOVERY: dict[str, list[float]] = {}
