@@ -10,6 +10,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from stashhog import config, create_app
+from stashhog.auth.actor import forget_cli_actor
 from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonType
@@ -173,3 +174,11 @@ def jobs_worker(worker_env, celery_app):
     worker = start_jobs_worker(worker_env, celery_app)
     yield worker
     worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def acting_as_the_system_again():
+    """A CLI command run in-process makes the process act as ``cli:<user>`` (right for a real
+    CLI process); the next test must not inherit that actor."""
+    yield
+    forget_cli_actor()

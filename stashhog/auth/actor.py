@@ -66,6 +66,12 @@ def use_cli_actor() -> None:
     _process_actor = Actor(f"cli:{_os_user()}", role=Role.ADMIN, via="cli")
 
 
+def forget_cli_actor() -> None:
+    """Back to acting as the system (tests run CLI commands inside one long process)."""
+    global _process_actor
+    _process_actor = None
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()
