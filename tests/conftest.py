@@ -182,3 +182,10 @@ def acting_as_the_system_again():
     CLI process); the next test must not inherit that actor."""
     yield
     forget_cli_actor()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that drive Chromium run last, in their usual order. Playwright's sync API keeps
+    an event loop running in the main thread from its start to the end of the session, and
+    every later ``asyncio.run()`` (the log pipeline's and the runtime's tests) is refused."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
