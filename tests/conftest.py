@@ -14,6 +14,7 @@ from stashhog.auth.actor import forget_cli_actor
 from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonType
+from tests.media.support import forget_media
 from tests.support import access, services
 from tests.support.workers import start_daemons_worker, start_jobs_worker
 
@@ -189,3 +190,19 @@ def pytest_collection_modifyitems(items):
     an event loop running in the main thread from its start to the end of the session, and
     every later ``asyncio.run()`` (the log pipeline's and the runtime's tests) is refused."""
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture
+def media_db(clean_db, app):
+    """An empty ``media_files`` table, and no cached thumbnails left behind."""
+    forget_media(app)
+    yield db
+    forget_media(app)
+
+
+@pytest.fixture
+def library(tmp_path):
+    """A library folder for the test's generated media."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    return folder
