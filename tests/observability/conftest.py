@@ -12,14 +12,20 @@ from sqlalchemy import text
 
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
+from tests.support.isolation import only_worker_on_queue
 from tests.support.workers import start_daemons_worker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sampling_worker(worker_env, celery_app):
+    """The only daemons worker while the module runs, stopped after it: left running beside
+    the session's worker it took daemons that later tests expect on theirs."""
     worker = start_daemons_worker({**worker_env, "STASHHOG_METRICS_INTERVAL": "0.5"}, celery_app)
-    yield worker
-    worker.stop()
+    try:
+        with only_worker_on_queue(celery_app, "daemons", worker):
+            yield worker
+    finally:
+        worker.stop()
 
 
 @pytest.fixture
