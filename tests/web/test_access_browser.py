@@ -45,6 +45,9 @@ def test_a_page_without_a_session_leads_to_the_login_form_and_back(
     expect(page).to_have_url("/jobs")
     expect(page.locator("[data-current-user]")).to_have_text(username_for(Role.VIEWER))
     expect(page.locator("[data-current-role]")).to_have_text("viewer")
+    # No request of the page still in flight: a late response can set the old session cookie
+    # again after sign-out (a known race of cookie sessions, see the closing note).
+    page.wait_for_load_state("networkidle")
     page.click("[data-logout] button")
     expect(page).to_have_url("/login")
     page.goto("/daemons")
