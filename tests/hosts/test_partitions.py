@@ -22,14 +22,18 @@ from stashhog.services import lease
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.chaos import invariants
 from tests.hosts.cluster import CLOCK_SKEW, SUPERVISOR_HOSTS
-from tests.hosts.conftest import TRIALS
+from tests.hosts.conftest import FULL, TRIALS
 from tests.support.isolation import only_worker_on_queue
 from tests.support.wait import eventually
 
 # Each fault's trials in one test: ten of fault 3 (a 30 s partition each) take minutes.
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(120 + 90 * TRIALS)]
 TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
-FAILOVER_TARGET = 5.0
+# The 5 s failover target is a speed goal: `make chaos` (ten trials) asserts it and
+# prints the recovery table. One trial in `make test`, on a shared 2-core machine, asserts
+# what the design bounds: lease TTL or database grace (3 s) + a pass (1 s) + a start handed
+# back after tcp_user_timeout (5 s), with slack. Measured trials over 5 s: see the README.
+FAILOVER_TARGET = 5.0 if FULL else 15.0
 RECOVERY: dict[str, list[float]] = {}
 
 
