@@ -234,9 +234,14 @@ class DaemonInstance:
 
     # -- helper coroutines -----------------------------------------------------------------
     async def _renew_lease(self) -> None:
+        # A fixed cadence from each send, not a pause after each reply: on a slow link a
+        # reply's delay would otherwise be added to the gap between confirmed sends, and two
+        # slow replies in a row (200 ms + one retransmission each) reached the self-fencing
+        # margin with a healthy lease.
         interval = min(1.0, self.ttl / 3)
+        sent = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, sent + interval - time.monotonic()))
             if self.stepped_down:
                 return
             sent = time.monotonic()
