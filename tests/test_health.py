@@ -1,13 +1,18 @@
 """``/api/health`` reports each part, and names the one that fails."""
 
+import os
+import signal
 import subprocess
 import time
+import uuid
 
 import pytest
 import redis
 
 from stashhog import create_app
+from stashhog.services.health import INSPECTION_MISSES, WorkerInspection
 from tests.support import services
+from tests.support.workers import WorkerProcess
 
 KEY = {"SECRET_KEY": services.TEST_SECRET_KEY}
 
@@ -33,6 +38,29 @@ def test_health_is_200_with_both_queues_served(client, daemons_worker, jobs_work
     assert response.status_code == 200, response.get_json()
     queues = response.get_json()["queues"]
     assert queues["daemons"]["ok"] and queues["jobs"]["ok"]
+
+
+def test_a_worker_late_for_one_inspection_still_counts_and_two_misses_drop_it(
+    worker_env, celery_app
+):
+    """A busy worker missing one broadcast's reply window does not make /api/health 503 (the
+    panel showed a false "no worker consumes the daemons queue" banner); a worker that stays
+    silent is dropped after INSPECTION_MISSES inspections in a row."""
+    queue = f"health-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(worker_env, queue, "-P", "solo")
+    worker.wait_ready(celery_app)
+    inspection = WorkerInspection(celery_app)
+    try:
+        assert inspection._inspect().queues.get(queue) == [worker.hostname()]
+        os.kill(worker.pid, signal.SIGSTOP)  # replies to nothing while stopped
+        for _ in range(INSPECTION_MISSES - 1):
+            assert inspection._inspect().queues.get(queue) == [worker.hostname()]
+        assert queue not in inspection._inspect().queues
+        os.kill(worker.pid, signal.SIGCONT)
+        assert inspection._inspect().queues.get(queue) == [worker.hostname()]
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+        worker.stop()
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ REQUIRED_QUEUES = ("daemons", "jobs")
 INSPECTION_TIMEOUT = 1.0
 # Seconds an inspection's answer is reused by every request of the process.
 INSPECTION_MAX_AGE = 2.0
+# Inspections in a row a worker that replied before must miss to count as gone.
+INSPECTION_MISSES = 2
 # Seconds a request waits for the process's first answer (broker connect + replies).
 INSPECTION_WAIT = 6.0
 # An answer older than this means the inspection is stuck (e.g. publishing to a lost broker).
@@ -59,6 +61,9 @@ class WorkerInspection:
         self.lock = threading.Lock()
         self.answer: Answer | None = None
         self.connection: Connection | None = None
+        # What each worker last said it consumes, and how many inspections in a row it missed.
+        self.consumed: dict[str, list[str]] = {}
+        self.misses: dict[str, int] = {}
         conf = celery.conf
         # Celery's control mailbox minus its producer pool: publishing then uses a producer
         # on our own connection's channel, so no pool is touched at all.
@@ -112,10 +117,26 @@ class WorkerInspection:
         except Exception as exc:  # any broker error: report it, reconnect next time
             self._disconnect()
             return Answer(error=str(exc) or type(exc).__name__)
+        replied = {
+            worker: [queue["name"] for queue in consumed]
+            for worker, consumed in (flatten_reply(replies or []) or {}).items()
+        }
+        # A busy worker (a prefork pool starting daemons, a loaded host) can miss one
+        # broadcast's 1 s window: one that replied before counts until it misses
+        # INSPECTION_MISSES in a row, so a live system is not reported down for a reply late.
+        current = dict(replied)
+        for worker, names in self.consumed.items():
+            if worker in replied:
+                self.misses.pop(worker, None)
+                continue
+            missed = self.misses.pop(worker, 0) + 1
+            if missed < INSPECTION_MISSES:
+                self.misses[worker], current[worker] = missed, names
+        self.consumed = replied = current
         queues: dict[str, list[str]] = {}
-        for worker, consumed in (flatten_reply(replies or []) or {}).items():
-            for queue in consumed:
-                queues.setdefault(queue["name"], []).append(worker)
+        for worker, names in replied.items():
+            for name in names:
+                queues.setdefault(name, []).append(worker)
         return Answer(queues=queues)
 
     def _disconnect(self) -> None:
