@@ -8,6 +8,7 @@ import { actionBadge, jobBadge } from "./job-view.js";
 
 const PAGE_SIZE = 20;
 const FETCH_LIMIT = 1000; // the API's cap; older entries are not paged into
+const FRESH_MS = 2200; // tr.fresh's highlight (app.css); a re-render must not cut it short
 
 export class JobHistory {
   constructor(root, daemon) {
@@ -18,7 +19,7 @@ export class JobHistory {
     this.jobs = new Map(); // job id -> {type, status}, from job_update events
     this.page = 0;
     this.action = "";
-    this.fresh = new Set();
+    this.fresh = new Map(); // entry id -> when it arrived live
     this.loaded = false;
     $("[data-history-action]", root).addEventListener("change", (event) => {
       this.action = event.target.value;
@@ -49,7 +50,7 @@ export class JobHistory {
     const job = this.jobs.get(event.job_id) || {};
     const entry = { ...event, job_type: job.type ?? null, job_status: job.status ?? null };
     this.entries.unshift(entry);
-    this.fresh.add(entry.id);
+    this.fresh.set(entry.id, performance.now());
     this.render();
     if (entry.job_id && !job.type) this.lookUpJob(entry.job_id);
     this.onNew?.(entry);
@@ -84,13 +85,14 @@ export class JobHistory {
   }
 
   render() {
+    const now = performance.now();
+    for (const [id, at] of this.fresh) if (now - at >= FRESH_MS) this.fresh.delete(id);
     const start = this.page * PAGE_SIZE;
     const rows = this.entries.slice(start, start + PAGE_SIZE).map((entry) => this.row(entry));
     if (!rows.length) {
       rows.push(this.messageRow(this.loaded ? "No job actions yet. Launched jobs appear here as they happen." : "Loading…"));
     }
     replaceChildren(this.body, ...rows);
-    this.fresh.clear();
     const total = this.entries.length;
     const shown = total ? `${start + 1}–${Math.min(start + PAGE_SIZE, total)} of ${total}` : "0 entries";
     setText($("[data-history-range]", this.root), total >= FETCH_LIMIT ? `${shown} (latest ${FETCH_LIMIT})` : shown);
@@ -102,9 +104,10 @@ export class JobHistory {
     const job = entry.job_id
       ? h("a.mono", { href: `/jobs/${entry.job_id}`, title: entry.job_id }, shortId(entry.job_id))
       : h("span.faint", {}, "—");
-    return h(
+    const arrived = this.fresh.get(entry.id);
+    const tr = h(
       "tr",
-      { className: this.fresh.has(entry.id) ? "fresh" : "", dataset: { historyId: entry.id } },
+      { className: arrived === undefined ? "" : "fresh", dataset: { historyId: entry.id } },
       h("td.num", { title: entry.created_at }, dateTime(entry.created_at)),
       h("td", {}, actionBadge(entry.action)),
       h("td", {}, job),
@@ -112,6 +115,10 @@ export class JobHistory {
       h("td", {}, entry.job_status ? jobBadge(entry.job_status) : h("span.faint", {}, "—")),
       h("td.wrap", { title: entry.reason || "" }, entry.reason || h("span.faint", {}, "—")),
     );
+    // A row re-rendered while highlighted (its job's status arrived) keeps the highlight
+    // where it was rather than losing it or starting it over (CSSOM: allowed by the CSP).
+    if (arrived !== undefined) tr.style.animationDelay = `-${Math.round(performance.now() - arrived)}ms`;
+    return tr;
   }
 
   messageRow(text) {

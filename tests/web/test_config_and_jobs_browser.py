@@ -80,8 +80,10 @@ def test_job_history_shows_a_new_test_job_live(page, running):
 
     fresh = page.locator("[data-history-rows] tr.fresh", has_text="LAUNCHED")
     expect(fresh.first).to_be_visible(timeout=LIVE)
-    row = fresh.first
-    assert row.get_attribute("data-history-id") not in seen
+    entry_id = fresh.first.get_attribute("data-history-id")
+    assert entry_id not in seen
+    # The highlight lasts 2.2 s; the row stays, so follow it by its id.
+    row = page.locator(f'[data-history-rows] tr[data-history-id="{entry_id}"]')
     expect(row).to_contain_text("TEST", timeout=LIVE)
     job_link = row.locator("a")
     assert job_link.get_attribute("href").startswith("/jobs/")
