@@ -13,6 +13,7 @@ from stashhog.models.enums import (
     DesiredState,
     JobStatus,
     JobType,
+    LimitAction,
     LogLevel,
     RestartPolicy,
 )
@@ -45,5 +46,6 @@ __all__ = [
     "JobStatus",
     "JobType",
     "LogLevel",
+    "LimitAction",
     "RestartPolicy",
 ]

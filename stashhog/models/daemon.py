@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stashhog.extensions import db
-from stashhog.models.enums import DaemonStatus, DesiredState, RestartPolicy
+from stashhog.models.enums import DaemonStatus, DesiredState, LimitAction, RestartPolicy
 from stashhog.models.types import JSONType, UTCDateTime, utcnow
 
 # SQLite only auto-increments INTEGER PRIMARY KEY, so the big-integer id falls back to it there.
@@ -56,6 +56,13 @@ class Daemon(db.Model):
     # Retention of its log lines (None: the global LOG_MAX_LINES / LOG_MAX_AGE_DAYS).
     log_max_lines: Mapped[int | None] = mapped_column(BigInteger)
     log_max_age_days: Mapped[int | None] = mapped_column(Integer)
+
+    # Start order: the ids (as strings) of the daemons this one needs RUNNING first.
+    depends_on: Mapped[list] = mapped_column(JSONType, default=list)
+    # Resource limits (None: no limit) and what a breach does.
+    max_memory_mb: Mapped[int | None] = mapped_column(Integer)
+    max_cpu_percent: Mapped[float | None] = mapped_column(Float)
+    limit_action: Mapped[str] = mapped_column(String(10), default=LimitAction.RESTART)
 
     def __repr__(self) -> str:
         return f"<Daemon {self.name} {self.status}>"

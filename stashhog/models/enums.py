@@ -44,6 +44,14 @@ class RestartPolicy(StrEnum):
     NEVER = "never"
 
 
+class LimitAction(StrEnum):
+    """What a daemon's breach of max_memory_mb / max_cpu_percent does."""
+
+    RESTART = "restart"
+    STOP = "stop"
+    WARN = "warn"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
