@@ -44,6 +44,8 @@ ENV_KEYS = {
     "STASHHOG_LOGIN_RATE_LIMIT": "LOGIN_RATE_LIMIT",
     "STASHHOG_SESSION_LIFETIME": "PERMANENT_SESSION_LIFETIME",
     "STASHHOG_SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
+    "HOST": "HOST",
+    "URL_PREFIX": "URL_PREFIX",
 }
 
 
@@ -83,6 +85,11 @@ class Config:
     THUMBNAIL_DIR = str(ROOT / "instance" / "thumbnails")
     # Longest side of a cover thumbnail, in pixels.
     THUMBNAIL_SIZE = 320
+    # The address web and Flower listen on (127.0.0.1: this machine only).
+    HOST = "127.0.0.1"
+    # Path the panel, API, WebSocket, static files and Flower are served under behind a
+    # reverse proxy (e.g. "/daemons-panel"); "" serves them at the root.
+    URL_PREFIX = ""
     # Prefix of every Redis key and channel, so several installs can share one Redis.
     REDIS_PREFIX = "stashhog"
 
