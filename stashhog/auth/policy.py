@@ -137,8 +137,13 @@ def origin_allowed() -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
+# Endpoints read by programs, not people: refused with 401 rather than sent to the login
+# page (a Prometheus scrape without its token should fail as "unauthorized", not follow a 302).
+MACHINE_ENDPOINTS = frozenset({SOCKET_ENDPOINT, "web.prometheus_metrics"})
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.endpoint == SOCKET_ENDPOINT
+    return request.path.startswith("/api/") or request.endpoint in MACHINE_ENDPOINTS
 
 
 def unauthorized(message: str):

@@ -76,7 +76,9 @@ def test_prometheus_metrics_read_the_database_and_redis(client, anonymous, make_
     assert f'stashhog_daemon_up{{daemon="prom-daemon",daemon_id="{daemon.id}"}} 0.0' in body
     assert 'stashhog_daemon_status{daemon="prom-daemon"' in body
     assert 'stashhog_queue_length{queue="jobs"}' in body
-    assert anonymous.get("/metrics").status_code in (302, 401)
+    refused = anonymous.get("/metrics")
+    assert refused.status_code == 401, refused.status_code  # a scrape fails, not a redirect
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_rules_can_be_read_and_changed(client, clean_alerts):
