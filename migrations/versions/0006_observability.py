@@ -72,13 +72,21 @@ def upgrade():
     _alert_tables()
     op.add_column("daemons", sa.Column("log_max_lines", sa.BigInteger()))
     op.add_column("daemons", sa.Column("log_max_age_days", sa.Integer()))
-    op.create_index(
-        "ix_daemon_logs_errors_created_at", "daemon_logs", ["created_at"],
-        postgresql_where=ERRORS, sqlite_where=ERRORS,
-    )  # fmt: skip
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(
+            "ix_daemon_logs_errors_created_at", "daemon_logs", ["created_at"],
+            sqlite_where=ERRORS,
+        )  # fmt: skip
+        return
+    # Built CONCURRENTLY, outside the migration's transaction: on a large daemon_logs a plain
+    # CREATE INDEX would block every daemon's log writes for the whole build.
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_daemon_logs_errors_created_at", "daemon_logs", ["created_at"],
+            postgresql_where=ERRORS, postgresql_concurrently=True,
+        )  # fmt: skip
         op.execute(
-            "CREATE INDEX ix_daemon_logs_message_fts ON daemon_logs "
+            "CREATE INDEX CONCURRENTLY ix_daemon_logs_message_fts ON daemon_logs "
             "USING gin (to_tsvector('simple', message))"
         )
 
