@@ -11,6 +11,8 @@ phrase). Then:
 - search: ``GET /api/logs``'s query (``search.search_logs``, newest 100) for each term,
   median of 5 after a warm-up;
 - ingest alone: ``write_log_batch`` batches of 5,000 lines for 5 s;
+- search while ingesting: the same queries (and a word only the new lines carry) every
+  0.5 s for SEARCH_INGEST_SECONDS while that ingest runs flat out: median and max;
 - prune: ``log_max_lines`` set to half the rows, ``retention.prune`` until the cap holds (at
   most PRUNE_PHASE_SECONDS), with the same ingest running in a thread: rows pruned/s, and
   ingest lines/s meanwhile.
@@ -44,6 +46,7 @@ GENERATE = text(
 QUERIES = {"common word": "tick", "1 in 1,000": "quota", "phrase": '"quota exceeded"',
            "1 in 1,000,000": "needle", "absent": "nonexistentword"}  # fmt: skip
 BATCH = 5000
+SEARCH_INGEST_SECONDS = 60
 PRUNE_PHASE_SECONDS = 120
 
 
@@ -54,6 +57,25 @@ def generate(daemon_id, rows: int) -> float:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE daemon_logs"))
     return time.monotonic() - began
+
+
+def search_while_ingesting(app, daemon_id, generation: int, seconds: float) -> dict:
+    ingest = Ingest(app, daemon_id, generation)
+    ingest.start()
+    queries = {**QUERIES, "new lines' word": "ingest"}
+    times: dict[str, list[float]] = {label: [] for label in queries}
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        for label, q in queries.items():
+            started = time.perf_counter()
+            search.search_logs(q, limit=100)
+            times[label].append((time.perf_counter() - started) * 1000)
+        time.sleep(0.5)
+    ingest.stop_at.set()
+    ingest.join()
+    figures = {f"{label} median/max ms": f"{statistics.median(v):.0f}/{max(v):.0f}"
+               for label, v in times.items()}  # fmt: skip
+    return {"ingest_lines_per_s": round(ingest.lines / seconds), **figures}
 
 
 def search_latency(daemon_id) -> dict[str, float]:
@@ -117,6 +139,11 @@ def prune_while_ingesting(app, daemon_id, generation: int, keep: int) -> dict:
             round(ingest.lines / elapsed)}  # fmt: skip
 
 
+def set_generation(daemon_id, generation: int) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(update(Daemon).where(Daemon.id == daemon_id).values(generation=generation))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -127,22 +154,25 @@ def main() -> None:
     note(machine_load())
     with BenchServices() as bench, bench.app.app_context():
         daemon_id = bench.create_daemon("TEST_DAEMON", {})
-        with db.engine.begin() as conn:
-            conn.execute(update(Daemon).where(Daemon.id == daemon_id).values(generation=1))
+        set_generation(daemon_id, 1)
         note(f"generating {rows:,} rows")
         generated_s = generate(daemon_id, rows)
         latency = search_latency(daemon_id)
         alone = ingest_for(bench.app, daemon_id, 1, 5.0)
-        with db.engine.begin() as conn:
-            conn.execute(update(Daemon).where(Daemon.id == daemon_id).values(generation=2))
-        prune = prune_while_ingesting(bench.app, daemon_id, 1, rows // 2)
+        set_generation(daemon_id, 2)  # each phase writes as a new instance: seq from 1 again
+        busy = search_while_ingesting(bench.app, daemon_id, 2, 10.0 if args.quick else
+                                      SEARCH_INGEST_SECONDS)  # fmt: skip
+        set_generation(daemon_id, 3)
+        prune = prune_while_ingesting(bench.app, daemon_id, 2, rows // 2)
     print(table(["search (newest 100)", "median ms"], list(latency.items())))
+    print(table(["search while ingesting", "value"], list(busy.items())))
     print(table(["figure", "value"], [["rows", f"{rows:,}"], ["generate s", f"{generated_s:.1f}"],
                                       ["ingest alone lines/s", f"{alone:,.0f}"],
                                       *[[k, f"{v:,}"] for k, v in prune.items()]]))  # fmt: skip
     if args.json:
         print_json("observability", {"rows": rows, "search_ms": latency,
-                                     "ingest_lines_per_s": round(alone), **prune})  # fmt: skip
+                                     "ingest_lines_per_s": round(alone), **prune,
+                                     "search_while_ingesting": busy})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from stashhog.extensions import db
@@ -99,3 +100,38 @@ def test_flask_daemons_prune_runs_a_pass(worker_env):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert '"ran": true' in result.stdout
+
+
+TRICKY = ["Disk:FULL on /data", "foo-bar started", "can't connect", "Größe 12 MB",
+          "ratio 1.5 ok", "snake_case name", "plain words here", "QUOTA exceeded; retrying",
+          "quota, exceeded"]  # fmt: skip
+
+
+@pytest.mark.parametrize("window", [50_000, 2])
+def test_the_substring_prefilter_never_hides_a_full_text_match(app, make_daemon, monkeypatch,
+                                                               window):  # fmt: skip
+    """On PostgreSQL the search adds substring prefilters before the full-text match and
+    tests the newest ids first (speed-ups): for every query, the lines found are exactly
+    those the full-text match alone finds, newest first, whether the newest window holds
+    them all or only some (window 2: the rest come from the second pass)."""
+    from stashhog.observability import search
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the prefilter is PostgreSQL's only")
+    daemon = make_daemon()
+    with db.engine.begin() as conn:
+        conn.execute(insert(logs), [{"daemon_id": daemon.id, "level": "INFO", "message": m,
+                                     "created_at": datetime.now(UTC)} for m in TRICKY])  # fmt: skip
+    document = func.to_tsvector(search.CONFIG, logs.c.message)
+    for q in ["disk:full", "DISK full", "foo-bar", "bar", "can't", "größe", "1.5", "snake_case",
+              '"quota exceeded"', "quota -retrying", "quota or words", "exceeded"]:  # fmt: skip
+        alone = document.op("@@")(func.websearch_to_tsquery(search.CONFIG, q))
+        with db.engine.connect() as conn:
+            expected = set(conn.scalars(select(logs.c.message).where(
+                logs.c.daemon_id == daemon.id, alone)))  # fmt: skip
+        monkeypatch.setattr(search, "NEWEST_WINDOW", window)
+        lines = search.search_logs(q, daemon_id=daemon.id)
+        assert {line["message"] for line in lines} == expected, q
+        assert [line["id"] for line in lines] == sorted((line["id"] for line in lines),
+                                                        reverse=True)  # fmt: skip
+        assert expected, f"{q!r} should match something here"
