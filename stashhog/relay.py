@@ -21,6 +21,9 @@ The thread starts with the first WebSocket connection, so Celery workers and the
 also build the app, never open a subscriber. It reconnects to Redis by itself, and then sends
 every client a ``resync`` event: messages published while it was away are lost, so pages
 re-read what they show from the REST API.
+
+Clients find the protocol (commands, replies, events, limits) in the OpenAPI document, as
+``GET /api/daemons/ws`` (``stashhog.api.openapi_described``): keep the two in step.
 """
 
 from __future__ import annotations
@@ -199,6 +202,10 @@ class Relay:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self.fan_out(message["channel"].decode(), message["data"].decode())
+                    # Let the writers send it: under gevent nothing else runs until this
+                    # greenlet blocks, and a burst (what Redis retransmits after a partition
+                    # heals: 350 messages) filled every queue and dropped every viewer.
+                    time.sleep(0)
         finally:
             pubsub.close()
             client.close()

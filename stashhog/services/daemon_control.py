@@ -58,6 +58,9 @@ def start_daemon(
             if _start_after_stop(row, deadline):
                 return _result(row.id, True, "starts once the previous instance has stopped")
             continue
+        # Read Redis before writing anything: without it the start is refused (503) with the
+        # row as it was, rather than a generation taken and then handed back.
+        lease_holder(row.id)
         data = _take_generation(row, operator, restart_count)
         if data is not None:
             break  # else another start or stop raced us: read again
