@@ -40,8 +40,12 @@ class Timestamp(click.ParamType):
     help="Show the latest N lines.",
 )  # fmt: skip
 @click.option("--since", type=Timestamp(), help="Only lines written at or after this time.")
-@click.option("--grep", "grep", metavar="QUERY",
-              help='Only lines matching: words, "quoted phrases", -excluded (as the API\'s q).')
+@click.option(
+    "--grep",
+    "grep",
+    metavar="QUERY",
+    help='Only lines matching: words, "quoted phrases", -excluded (as the API\'s q).',
+)
 @click.option("--generation", type=int, help="Only the lines of this run.")
 @json_option
 @reports_errors

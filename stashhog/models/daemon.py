@@ -81,13 +81,15 @@ class DaemonLog(db.Model):
         ),
         # The alert on ERROR lines per minute counts recent ones: a small partial index.
         Index(
-            "ix_daemon_logs_errors_created_at", "created_at",
-            postgresql_where=text(ERROR_LINES_SQL), sqlite_where=text(ERROR_LINES_SQL),
+            "ix_daemon_logs_errors_created_at",
+            "created_at",
+            postgresql_where=text(ERROR_LINES_SQL),
+            sqlite_where=text(ERROR_LINES_SQL),
         ),  # fmt: skip
         # Log search (observability.search); PostgreSQL only, SQLite scans with LIKE.
-        Index(
-            "ix_daemon_logs_message_fts", text(FTS_DOCUMENT_SQL), postgresql_using="gin"
-        ).ddl_if(dialect="postgresql"),
+        Index("ix_daemon_logs_message_fts", text(FTS_DOCUMENT_SQL), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
