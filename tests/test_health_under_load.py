@@ -23,6 +23,7 @@ import pytest
 
 from stashhog.auth.roles import Role
 from stashhog.launcher import procfile_commands
+from tests.support.workers import end_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
@@ -73,12 +74,7 @@ def web_url(app, worker_env, tmp_path):
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        end_process(proc)
 
 
 def flood(url: str, until: float, answers: Counter, lock: threading.Lock) -> None:

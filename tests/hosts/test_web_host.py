@@ -30,7 +30,7 @@ from tests.hosts.cluster import ARTIFACTS
 from tests.hosts.hosts import free_root_subnet, in_namespace
 from tests.support import access
 from tests.support.wait import eventually
-from tests.support.workers import ROOT
+from tests.support.workers import ROOT, end_process
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(300)]
 TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
@@ -60,12 +60,7 @@ def web(cluster, hosts_app):
         assert eventually(lambda: answers(f"{base}/api/health/live"), timeout=30), "web down"
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        end_process(proc)
         log.close()
 
 

@@ -16,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CELERY = [sys.executable, "-m", "celery", "-A", "app.celery"]
 
 
+def end_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM ``proc`` (one we started), then SIGKILL if it has not exited in ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class WorkerProcess:
     """One ``celery worker`` subprocess; stopped by pid, children included."""
 
