@@ -21,35 +21,22 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from stashhog.extensions import db
-from stashhog.models import Daemon, DaemonLog
+from stashhog.models import DaemonLog
 from stashhog.services import lease
 from stashhog.services.daemon_control import restart_daemon, start_daemon, stop_daemon
 from tests.chaos import invariants
 from tests.chaos.conftest import FULL
+from tests.support.tickers import fresh, start_tickers
 
 pytestmark = pytest.mark.chaos
 TRIALS = 10 if FULL else 1
-TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
 RECOVERY: dict[str, list[float]] = {}
 FAILOVER_TARGET = 5.0
 
 
-def fresh(daemon_id) -> Daemon:
-    db.session.expire_all()
-    return db.session.get(Daemon, daemon_id)
-
-
 @pytest.fixture(scope="module")
 def tickers(chaos_app):
-    made = []
-    for number in range(2):
-        daemon = Daemon(name=f"ticker-{number}", type="TEST_TICKER", configuration=TICKER)
-        db.session.add(daemon)
-        db.session.commit()
-        made.append(daemon.id)
-    for daemon_id in made:
-        assert start_daemon(daemon_id, wait=5)["daemon"]["status"] == "RUNNING"
-    return made
+    return start_tickers(2, wait=5)
 
 
 def wait_recovered(daemon_id, since: datetime, began: float, avoid: str | None = None,

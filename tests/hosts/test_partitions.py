@@ -24,11 +24,11 @@ from tests.chaos import invariants
 from tests.hosts.cluster import CLOCK_SKEW, SUPERVISOR_HOSTS
 from tests.hosts.conftest import FULL, TRIALS
 from tests.support.isolation import only_worker_on_queue
+from tests.support.tickers import TICKER, fresh, start_tickers
 from tests.support.wait import eventually
 
 # Each fault's trials in one test: ten of fault 3 (a 30 s partition each) take minutes.
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(120 + 90 * TRIALS)]
-TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
 # The 5 s failover target is a speed goal: `make chaos` (ten trials) asserts it and
 # prints the recovery table. One trial in `make test`, on a shared 2-core machine, asserts
 # what the design bounds: lease TTL or database grace (3 s) + a pass (1 s) + a start handed
@@ -37,22 +37,9 @@ FAILOVER_TARGET = 5.0 if FULL else 15.0
 RECOVERY: dict[str, list[float]] = {}
 
 
-def fresh(daemon_id) -> Daemon:
-    db.session.expire_all()
-    return db.session.get(Daemon, daemon_id)
-
-
 @pytest.fixture(scope="module")
 def tickers(hosts_app):
-    made = []
-    for number in range(2):
-        daemon = Daemon(name=f"ticker-{number}", type="TEST_TICKER", configuration=TICKER)
-        db.session.add(daemon)
-        db.session.commit()
-        made.append(daemon.id)
-    for daemon_id in made:
-        assert start_daemon(daemon_id, wait=10)["daemon"]["status"] == "RUNNING"
-    return made
+    return start_tickers(2, wait=10)
 
 
 def wait_recovered(daemon_id, old: int, began: float, avoid: str | None,

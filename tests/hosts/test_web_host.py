@@ -23,17 +23,15 @@ import requests
 import simple_websocket
 
 from stashhog.auth.roles import Role
-from stashhog.extensions import db
-from stashhog.models import Daemon
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.hosts.cluster import ARTIFACTS
 from tests.hosts.hosts import free_root_subnet, in_namespace
 from tests.support import access
+from tests.support.tickers import fresh, make_ticker
 from tests.support.wait import eventually
 from tests.support.workers import ROOT, end_process
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(300)]
-TICKER = {"interval": 0.05, "heartbeat_interval": 0.5}
 PORT = 5000
 # Long enough for every check below, and for a burst after the heal larger than a viewer's
 # queue (the relay's subscriber connection survives a link that is down: what Redis sent
@@ -79,17 +77,14 @@ def admin(hosts_app, web):
 
 
 def made_daemon(name: str, running: bool):
-    daemon = Daemon(name=name, type="TEST_TICKER", configuration=TICKER)
-    db.session.add(daemon)
-    db.session.commit()
+    daemon = make_ticker(name)
     if running:
         assert start_daemon(daemon.id, wait=15)["daemon"]["status"] == "RUNNING"
     return daemon.id
 
 
 def row(daemon_id) -> tuple:
-    db.session.expire_all()
-    found = db.session.get(Daemon, daemon_id)
+    found = fresh(daemon_id)
     return found.desired_state, found.status, found.generation, found.auto_start
 
 
