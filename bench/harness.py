@@ -176,15 +176,20 @@ def _stop_worker(worker: WorkerProcess) -> None:
     """Warm shutdown by pid, then SIGKILL of exactly the pids it had if any linger."""
     pids = [worker.pid, *(child.pid for child in worker.children())]
     worker.stop()
+    kill_lingering(pids, "pid")
+    note(f"stopped worker pid {worker.pid}")
+
+
+def kill_lingering(pids: list[int], what: str) -> None:
+    """SIGKILL those of ``pids`` (ours, taken before a graceful stop) still alive."""
     for pid in pids:
         try:
             process = psutil.Process(pid)
             if process.status() != psutil.STATUS_ZOMBIE:
                 process.kill()
-                note(f"killed lingering pid {pid}")
+                note(f"killed lingering {what} {pid}")
         except psutil.NoSuchProcess:
             pass
-    note(f"stopped worker pid {worker.pid}")
 
 
 class WebProcess:
@@ -246,14 +251,7 @@ class WebProcess:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             pass
-        for pid in pids:
-            try:
-                process = psutil.Process(pid)
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    process.kill()
-                    note(f"killed lingering web pid {pid}")
-            except psutil.NoSuchProcess:
-                pass
+        kill_lingering(pids, "web pid")
         self.proc.wait(5)
         note(f"stopped web pid {self.pid}")
 
