@@ -1,142 +1,126 @@
-"""One configuration path: defaults here, overridden by environment variables, then by a test
-mapping. Nothing else in the code reads ``os.environ``."""
+"""One configuration path: the settings model (``stashhog.settings``: every variable, typed
+and documented) read from the environment over ``.env``, then a test mapping on top, plus the
+few fixed values below. Nothing else in the code reads settings from ``os.environ``."""
 
 from __future__ import annotations
 
+import copy
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-# The embedded default, the only database the built-in SECRET_KEY may be used with.
-EMBEDDED_DATABASE_URI = f"sqlite:///{ROOT / 'instance' / 'stashhog.db'}"
+from dotenv import dotenv_values
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource
+
+from stashhog.settings import EMBEDDED_DATABASE_URI, ROOT, Form, Settings, is_process_setting
+
+__all__ = ["EMBEDDED_DATABASE_URI", "ROOT", "Settings", "SettingsError", "load_config"]
+
 DEV_SECRET_KEY = "dev-not-secret"
 # Read when the environment sets no SECRET_KEY; ``make run`` creates it (random, mode 0600).
 SECRET_KEY_FILE = ROOT / "instance" / "secret_key"
+# Variables the processes read when the environment does not set them (``KEY=value`` lines).
+ENV_FILE = ROOT / ".env"
+USE_ENV_FILE = object()  # load_config's default: ENV_FILE with the process environment
 
-# Environment variable -> config key. Values are parsed by the type of the default.
-ENV_KEYS = {
-    "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
-    "REDIS_URL": "REDIS_URL",
-    "SECRET_KEY": "SECRET_KEY",
-    "STASHHOG_REDIS_PREFIX": "REDIS_PREFIX",
-    "STASHHOG_STOP_TIMEOUT": "STOP_TIMEOUT",
-    "STASHHOG_LEASE_TTL": "LEASE_TTL",
-    "STASHHOG_RECONCILE_INTERVAL": "RECONCILE_INTERVAL",
-    "STASHHOG_MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
-    "STASHHOG_DAEMON_MODULES": "DAEMON_MODULES",
-    "STASHHOG_LOG_BUFFER_LINES": "LOG_BUFFER_LINES",
-    "STASHHOG_LOG_BUFFER_BYTES": "LOG_BUFFER_BYTES",
-    "STASHHOG_MAX_WEBSOCKETS": "MAX_WEBSOCKETS",
-    "STASHHOG_WS_MAX_MESSAGE_BYTES": "WS_MAX_MESSAGE_BYTES",
-    "STASHHOG_WS_MAX_SUBSCRIPTIONS": "WS_MAX_SUBSCRIPTIONS",
-    "STASHHOG_THUMBNAIL_DIR": "THUMBNAIL_DIR",
-    "STASHHOG_THUMBNAIL_SIZE": "THUMBNAIL_SIZE",
-    "STASHHOG_METRICS_INTERVAL": "METRICS_INTERVAL",
-    "STASHHOG_LOG_MAX_LINES": "LOG_MAX_LINES",
-    "STASHHOG_LOG_MAX_AGE_DAYS": "LOG_MAX_AGE_DAYS",
-    "STASHHOG_JOB_MAX_AGE_DAYS": "JOB_MAX_AGE_DAYS",
-    "STASHHOG_PRUNE_INTERVAL": "PRUNE_INTERVAL",
-    "STASHHOG_ALERT_NOTIFY_INTERVAL": "ALERT_NOTIFY_INTERVAL",
-    "STASHHOG_TRUSTED_HOSTS": "TRUSTED_HOSTS",
-    "STASHHOG_ALLOWED_ORIGINS": "ALLOWED_ORIGINS",
-    "STASHHOG_PROXY_HOPS": "PROXY_HOPS",
-    "STASHHOG_LOGIN_RATE_LIMIT": "LOGIN_RATE_LIMIT",
-    "STASHHOG_SESSION_LIFETIME": "PERMANENT_SESSION_LIFETIME",
-    "STASHHOG_SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
-    "HOST": "HOST",
-    "URL_PREFIX": "URL_PREFIX",
+# Values no variable sets (tunables of the code, kept beside the settings for one lookup).
+FIXED: dict[str, Any] = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Full-resolution samples are kept this many hours; minute rollups this many days.
+    "METRICS_RAW_HOURS": 6,
+    "METRICS_ROLLUP_DAYS": 8,
+    # Finished runs and resolved alerts (with their deliveries) are kept this long.
+    "RUN_MAX_AGE_DAYS": 30,
+    "ALERT_MAX_AGE_DAYS": 30,
+    # The prune task: rows one DELETE removes (each its own short transaction, so ingest
+    # never waits), and the time one pass may spend.
+    "PRUNE_BATCH": 5000,
+    "PRUNE_PASS_SECONDS": 2.0,
+    # A failed webhook is retried with backoff doubling from 1 s up to the cap, this many
+    # attempts in all.
+    "ALERT_RETRY_CAP": 30.0,
+    "ALERT_ATTEMPTS": 5,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
 }
 
 
-class Config:
-    """Defaults for every setting; each can be overridden (see ``ENV_KEYS``)."""
+def environment(env_file: Path | None = None) -> dict[str, str]:
+    """The variables a process should see: ``env_file`` (default ``ENV_FILE``) under the
+    process environment, which wins. For the launcher's children: the Procfile's commands
+    read PORT and the rest from their environment."""
+    path = ENV_FILE if env_file is None else env_file
+    from_file = dotenv_values(path) if path.is_file() else {}
+    merged = {name: value for name, value in from_file.items() if value}
+    merged.update(os.environ)
+    return merged
 
-    # From SECRET_KEY, else SECRET_KEY_FILE; this value only with the embedded default.
-    SECRET_KEY = DEV_SECRET_KEY
-    SQLALCHEMY_DATABASE_URI = EMBEDDED_DATABASE_URI
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
-    REDIS_URL = "redis://127.0.0.1:6379/0"
-    # Seconds a stopping daemon gets for on_stop() before it is killed.
-    STOP_TIMEOUT = 10.0
-    # Seconds a daemon's lease lives without renewal; renewed every TTL/3 (at most 1 s).
-    # Failover after a worker dies takes about TTL + RECONCILE_INTERVAL.
-    LEASE_TTL = 3.0
-    RECONCILE_INTERVAL = 1.0
-    # Request bodies larger than this are refused with 413.
-    MAX_CONTENT_LENGTH = 1024 * 1024
-    # Log lines one daemon instance holds in memory, waiting or being written, and their
-    # approximate memory (text + ~200 bytes a line); past either, lines are dropped and
-    # counted. 50,000 lines is about 2 s of what PostgreSQL absorbed on two busy cores, so
-    # the live view stays that close, and a 10,000-line burst still fits whole.
-    LOG_BUFFER_LINES = 50_000
-    LOG_BUFFER_BYTES = 32 * 1024 * 1024
-    # Extra modules (comma-separated) that register daemon types, e.g. a plugin package.
-    DAEMON_MODULES = ""
-    # Live viewers (WebSockets) one web process holds; more are refused with 503. Kept below
-    # the web worker's connection limit (stashhog.webserver), so pages always have room.
-    MAX_WEBSOCKETS = 500
-    # Largest message a client may send on the socket (commands are ~100 bytes).
-    WS_MAX_MESSAGE_BYTES = 64 * 1024
-    # Daemons one socket may follow at once.
-    WS_MAX_SUBSCRIPTIONS = 100
-    # The media library's cover thumbnails (JPEG, one per file id): a cache of our own,
-    # never beside the user's media. Jobs write it, the web process serves from it.
-    THUMBNAIL_DIR = str(ROOT / "instance" / "thumbnails")
-    # Longest side of a cover thumbnail, in pixels.
-    THUMBNAIL_SIZE = 320
-    # The address web and Flower listen on (127.0.0.1: this machine only).
-    HOST = "127.0.0.1"
-    # Path the panel, API, WebSocket, static files and Flower are served under behind a
-    # reverse proxy (e.g. "/daemons-panel"); "" serves them at the root.
-    URL_PREFIX = ""
-    # Prefix of every Redis key and channel, so several installs can share one Redis.
-    REDIS_PREFIX = "stashhog"
 
-    # -- observability (stashhog.observability) --
-    # Seconds between samples of a running instance's process (CPU, RSS, threads, files).
-    METRICS_INTERVAL = 5.0
-    # Full-resolution samples are kept this many hours; minute rollups this many days.
-    METRICS_RAW_HOURS = 6
-    METRICS_ROLLUP_DAYS = 8
-    # Log retention when a daemon sets none: lines kept per daemon, and their age in days.
-    LOG_MAX_LINES = 1_000_000
-    LOG_MAX_AGE_DAYS = 30
-    # Ended jobs, finished runs and resolved alerts (with their deliveries) are kept this long.
-    JOB_MAX_AGE_DAYS = 30
-    RUN_MAX_AGE_DAYS = 30
-    ALERT_MAX_AGE_DAYS = 30
-    # The prune task: how often beat runs it, rows one DELETE removes (each its own short
-    # transaction, so ingest never waits), and the time one pass may spend.
-    PRUNE_INTERVAL = 10.0
-    PRUNE_BATCH = 5000
-    PRUNE_PASS_SECONDS = 2.0
-    # Notifications: one group per channel at most this often (seconds); a failed webhook
-    # is retried with backoff doubling from 1 s up to the cap, this many attempts in all.
-    ALERT_NOTIFY_INTERVAL = 5.0
-    ALERT_RETRY_CAP = 30.0
-    ALERT_ATTEMPTS = 5
+class _EnvironSource(EnvSettingsSource):
+    """The environment source over a given mapping (``os.environ``, or a test's)."""
 
-    # -- access (stashhog.auth) --
-    # Host header values the panel answers; any other gets 400, which stops DNS rebinding
-    # against a panel on loopback. Ports are ignored; ".example.org" also takes subdomains.
-    # Behind a reverse proxy, add the name users type (e.g. "panel.example.org").
-    TRUSTED_HOSTS = ["127.0.0.1", "localhost"]
-    # Origins, besides the panel's own, allowed to open the live socket and to send
-    # cookie-carried changes (e.g. "https://panel.example.org" when a proxy rewrites Host).
-    ALLOWED_ORIGINS: list[str] = []
-    # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host are
-    # believed (the client's address in the audit trail, HTTPS for the Secure cookie).
-    # 0: none, the right value when nothing sits in front.
-    PROXY_HOPS = 0
-    # Failed sign-ins allowed per client address, and per username, in the window.
-    LOGIN_RATE_LIMIT = "10 per minute"
-    # Seconds a sign-in lasts.
-    PERMANENT_SESSION_LIFETIME = 12 * 3600
-    # The session cookie is Secure over HTTPS anyway; True forces it for every request.
-    SESSION_COOKIE_SECURE = False
-    SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_HTTPONLY = True
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = {name: value for name, value in environ.items() if value != ""}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each variable and the form it takes."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        plural = "s" if len(problems) > 1 else ""
+        super().__init__(f"invalid setting{plural}: " + "; ".join(problems))
+
+
+def read(environ: Mapping[str, str], env_file: Path | None = None) -> Settings:
+    """The settings from ``environ`` over ``env_file`` (when given and present)."""
+    values: dict[str, Any] = {}
+    if env_file is not None:
+        values.update(DotEnvSettingsSource(Settings, env_file=env_file)())
+    values.update(_EnvironSource(Settings, environ)())
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError([_problem(error) for error in exc.errors()]) from None
+
+
+FIELDS_BY_VARIABLE = {field.validation_alias: name for name, field in Settings.model_fields.items()}
+# A URL's credentials: everything before its last "@" (after the scheme, when there is one).
+CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://)?.*@", re.IGNORECASE | re.DOTALL)
+
+
+def _problem(error: dict) -> str:
+    variable = error["loc"][0]
+    field = Settings.model_fields[FIELDS_BY_VARIABLE[variable]]
+    form = next((m.text for m in field.metadata if isinstance(m, Form)), None)
+    if form is None:  # SecretStr | None, or a form on the Annotated inside a union
+        form = _union_form(field.annotation)
+    return f"{variable}: expected {form}, got {_shown(field, error['input'])}"
+
+
+def _union_form(annotation: Any) -> str:
+    for member in getattr(annotation, "__args__", ()):
+        for meta in getattr(member, "__metadata__", ()):
+            if isinstance(meta, Form):
+                return meta.text
+    return "text"
+
+
+def _shown(field, value: Any) -> str:
+    """The value as an error may show it: never a secret, never a URL's credentials."""
+    if _is_secret(field.annotation):
+        return "a value that is not shown (it is a secret)"
+    return repr(CREDENTIALS.sub(r"\1***@", str(value)))
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_is_secret(member) for member in getattr(annotation, "__args__", ()))
 
 
 def normalise_database_url(url: str) -> str:
@@ -147,28 +131,31 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _parse(raw: str, default: Any) -> Any:
-    if isinstance(default, list):
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
+def settings_model(
+    environ: Mapping[str, str] | None = None, env_file: Path | None | object = USE_ENV_FILE
+) -> Settings:
+    """The typed settings: ``environ`` (default ``os.environ``) over ``env_file`` (default
+    ``ENV_FILE`` when ``environ`` is the process environment, none for a given mapping).
+    Raises ``SettingsError`` naming each bad variable."""
+    if env_file is USE_ENV_FILE:
+        env_file = ENV_FILE if environ is None else None
+    return read(os.environ if environ is None else environ, env_file)
 
 
-def load_config(environ: dict[str, str] | None = None, overrides: dict | None = None) -> dict:
-    """Build the settings mapping: defaults (SECRET_KEY from ``SECRET_KEY_FILE`` if there is
-    one), then ``environ``, then ``overrides``."""
-    environ = os.environ if environ is None else environ
-    settings = {key: getattr(Config, key) for key in dir(Config) if key.isupper()}
-    if not environ.get("SECRET_KEY"):
-        settings["SECRET_KEY"] = _secret_key_from_file() or settings["SECRET_KEY"]
-    for env_name, key in ENV_KEYS.items():
-        if environ.get(env_name):
-            settings[key] = _parse(environ[env_name], settings[key])
+def load_config(
+    environ: Mapping[str, str] | None = None,
+    overrides: dict | None = None,
+    env_file: Path | None | object = USE_ENV_FILE,
+) -> dict:
+    """Build the Flask config: the settings (SECRET_KEY from ``SECRET_KEY_FILE`` if the
+    environment sets none), then ``overrides``."""
+    model = settings_model(environ, env_file)
+    settings = copy.deepcopy(FIXED)
+    for name in Settings.model_fields:
+        if not is_process_setting(name):
+            settings[name] = getattr(model, name)
+    secret = model.SECRET_KEY.get_secret_value() if model.SECRET_KEY else None
+    settings["SECRET_KEY"] = secret or _secret_key_from_file() or DEV_SECRET_KEY
     settings.update(overrides or {})
     settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         settings["SQLALCHEMY_DATABASE_URI"]
@@ -185,6 +172,13 @@ def _secret_key_from_file() -> str | None:
 
 class InsecureConfiguration(RuntimeError):
     """A setting that must not be used as it is, outside the embedded default."""
+
+
+# What a process prints (without a traceback) and exits on at start (app.py, the container's
+# entrypoint), with gunicorn's "App failed to load" status: it stops gunicorn's master
+# instead of starting the worker again and again.
+CONFIGURATION_ERRORS = (SettingsError, InsecureConfiguration)
+BAD_CONFIGURATION_EXIT = 4
 
 
 def require_secret_key(settings: dict) -> None:

@@ -70,3 +70,11 @@ def send_stop(
     get_redis().publish(control_channel(daemon_id), message)
     if task_id and not shutdown:
         get_celery().control.revoke(task_id, terminate=True, signal="SIGTERM")
+
+
+def send_kill(worker: str, pid: int) -> None:
+    """The last resort: ask ``worker`` to SIGKILL its pool child ``pid`` (the
+    ``kill_pool_process`` remote-control command, by name: see workers/control.py)."""
+    get_celery().control.broadcast(
+        "kill_pool_process", arguments={"pid": pid}, destination=[worker]
+    )

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     DAEMON_DELETED = "daemon_deleted"
     JOB_UPDATE = "job_update"
     ALERT_UPDATE = "alert_update"
+    DAEMON_LIMIT = "daemon_limit"
 
 
 # Sent only to subscribers of the daemon; everything else goes to every client.

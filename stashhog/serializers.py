@@ -18,7 +18,8 @@ def iso(value: datetime | None) -> str | None:
 # Not updated_at, which every heartbeat moves.
 SETTINGS_FIELDS = (
     "name", "enabled", "auto_start", "configuration", "restart_policy", "max_restarts",
-    "restart_window", "log_max_lines", "log_max_age_days",
+    "restart_window", "log_max_lines", "log_max_age_days", "max_memory_mb", "max_cpu_percent",
+    "limit_action", "depends_on",
 )  # fmt: skip
 
 
@@ -63,6 +64,10 @@ def _daemon_fields(daemon: Daemon) -> dict[str, Any]:
         "restart_count": daemon.restart_count,
         "log_max_lines": daemon.log_max_lines,
         "log_max_age_days": daemon.log_max_age_days,
+        "max_memory_mb": daemon.max_memory_mb,
+        "max_cpu_percent": daemon.max_cpu_percent,
+        "limit_action": daemon.limit_action,
+        "depends_on": list(daemon.depends_on or []),
         "created_at": iso(daemon.created_at),
         "updated_at": iso(daemon.updated_at),
     }

@@ -1,5 +1,6 @@
 """One running daemon instance: the host a ``BaseDaemon`` talks to, and the asyncio program
-that runs it beside lease renewal, heartbeat, stop watcher, log flusher and job monitor.
+that runs it beside lease renewal, heartbeat (with the process sample and its resource
+limits: workers/limits.py), stop watcher, log flusher and job monitor.
 
 A stop has one deadline, ``STOP_TIMEOUT`` from the moment it is requested: cancelling
 ``run()``, ``on_stop()`` and the final log flush all share it, and the lines still unwritten
@@ -21,18 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
 
 from stashhog.control import StopCommand, control_channel
 from stashhog.daemons.base import BaseDaemon
-from stashhog.extensions import db
-from stashhog.models import Daemon, DesiredState
-from stashhog.observability.metrics import record_sample
+from stashhog.models import DesiredState
 from stashhog.services import lease
-from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
 from workers.control_watcher import ControlWatcher
+from workers.instance_rows import read_ownership, record_heartbeat
 from workers.job_tracker import JobTracker
+from workers.limits import LimitWatch
 from workers.log_pipeline import LogPipeline
 from workers.sampler import ProcessSampler
 
@@ -76,13 +75,14 @@ class DaemonInstance:
         self._probing, self._probed_at = False, 0.0
         self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self.sampler = ProcessSampler()
+        self.limits = LimitWatch(self)
 
     # -- the DaemonHost protocol -----------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
         self.logs.emit(level, message)
 
     def set_status_line(self, text: str | None) -> None:
-        if text != self._status_line:
+        if text != self._status_line and self.limits.breach is None:  # a breach's reason stays
             self._status_line, self._status_dirty = text, True
 
     async def flush_logs(self) -> None:
@@ -194,7 +194,7 @@ class DaemonInstance:
         if not runner.done():
             runner.cancel()
             await asyncio.wait({runner}, timeout=self._remaining())
-        outcome = self._outcome(daemon, runner)
+        outcome = self.limits.final_outcome(self._outcome(daemon, runner))
         if not self.fenced:
             await self._call_on_stop(daemon)
         return outcome
@@ -346,6 +346,8 @@ class DaemonInstance:
             since_sample = 0.0 if sample_due else since_sample
             self._status_dirty = False
             await self._write_heartbeat(values, sample)
+            if sample is not None:
+                await self.limits.observe(sample)
 
     def status_values(self, text: str | None = None) -> dict[str, Any]:
         """The status line to write (``text``, else the daemon's own, then the lines lost,
@@ -371,7 +373,9 @@ class DaemonInstance:
             return
         if row is None:
             self.request_stop("superseded by a newer generation", fenced=True)
-        elif row["desired_state"] == DesiredState.STOPPED:
+            return
+        self.limits.follow(row)
+        if row["desired_state"] == DesiredState.STOPPED:
             self.request_stop("desired state is STOPPED")
 
     def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> ControlWatcher:
@@ -423,19 +427,3 @@ class DaemonInstance:
 
 def _late_sigterm(_signum, _frame) -> None:
     logger.info("SIGTERM while finishing a stop; ignored")
-
-
-def record_heartbeat(daemon_id: uuid.UUID, generation: int, values: dict, sample: dict | None):
-    """The heartbeat's write, then (if the row is still ours) the process sample."""
-    row = change_daemon(daemon_id, if_generation=generation, **values)
-    if row is not None and sample is not None:
-        record_sample(daemon_id, generation, sample)
-    return row
-
-
-def read_ownership(daemon_id: uuid.UUID):
-    """The row's generation and desired state, or None if it is gone."""
-    table = Daemon.__table__
-    query = select(table.c.generation, table.c.desired_state).where(table.c.id == daemon_id)
-    with db.engine.connect() as conn:
-        return conn.execute(query).first()

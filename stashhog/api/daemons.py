@@ -25,6 +25,7 @@ from stashhog.api.schemas import (
     HistoryQuery,
     LogList,
     LogsQuery,
+    StopQuery,
 )
 from stashhog.daemons import get_daemon_class
 from stashhog.services import daemon_configuration, daemon_control, daemon_queries
@@ -66,8 +67,9 @@ def update_daemon(daemon_id: uuid.UUID, body: DaemonUpdate):
     a 422 naming it. ``restart_required`` says whether a running daemon must be restarted to
     use the new configuration."""
     result = daemon_configuration.update_daemon(
-        daemon_id, if_match=request.headers.get("If-Match"), **body.model_dump(exclude_none=True)
-    )
+        daemon_id, if_match=request.headers.get("If-Match"), clear=body.cleared(),
+        **body.model_dump(exclude_none=True),
+    )  # fmt: skip
     return result, {"ETag": result["daemon"]["etag"]}
 
 
@@ -87,25 +89,33 @@ def default_config(daemon_id: uuid.UUID):
 
 @route("POST /daemons/<uuid:daemon_id>/start", DaemonAction, query=ActionQuery, errors=(409, 422))
 def start_daemon(daemon_id: uuid.UUID, query: ActionQuery):
-    """Start a daemon.
+    """Start a daemon, after what it depends on.
 
     Idempotent: starting a running daemon changes nothing (``changed`` is false). A disabled
-    daemon is a 409; a stored configuration that no longer validates is a 422."""
+    daemon is a 409; a stored configuration that no longer validates is a 422 (either of a
+    daemon it depends on, too). What it depends on starts first (``dependencies_started``);
+    it starts once each is RUNNING with a heartbeat: within ``wait``, else the supervisor
+    starts it then (until then ``waiting_for`` names them)."""
     return daemon_control.start_daemon(daemon_id, wait=query.wait)
 
 
-@route("POST /daemons/<uuid:daemon_id>/stop", DaemonAction, query=ActionQuery)
-def stop_daemon(daemon_id: uuid.UUID, query: ActionQuery):
-    """Stop a daemon.
+@route("POST /daemons/<uuid:daemon_id>/stop", DaemonAction, query=StopQuery, errors=(409,))
+def stop_daemon(daemon_id: uuid.UUID, query: StopQuery):
+    """Stop a daemon, after the daemons that depend on it.
 
     Idempotent: stopping a stopped daemon changes nothing (``changed`` is false). The daemon's
-    ``on_stop`` runs; after the stop timeout it is killed."""
-    return daemon_control.stop_daemon(daemon_id, wait=query.wait)
+    ``on_stop`` runs; after the stop timeout it is killed. Its running dependents stop first,
+    transitively, each wave once the one before has stopped (``dependents_stopped``); with
+    ``cascade=false`` the stop is refused instead (409, ``dependents`` names them)."""
+    return daemon_control.stop_daemon(daemon_id, wait=query.wait, cascade=query.cascade)
 
 
 @route("POST /daemons/<uuid:daemon_id>/restart", DaemonAction, query=ActionQuery, errors=(409, 422))
 def restart_daemon(daemon_id: uuid.UUID, query: ActionQuery):
-    """Restart a daemon: stop it (waiting up to the stop timeout), then start it."""
+    """Restart a daemon: stop it (waiting up to the stop timeout), then start it.
+
+    Its dependents stop first and start again once it is RUNNING with a heartbeat
+    (``dependents_stopped``, ``dependents_restarted``)."""
     return daemon_control.restart_daemon(daemon_id, wait=query.wait)
 
 

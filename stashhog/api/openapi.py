@@ -1,24 +1,25 @@
 """Routes declared once: ``route`` registers a view, parses its input with the pydantic models
 of ``stashhog.api.schemas``, and records the operation; ``/api/openapi.json`` is built from
-those records, so the document describes exactly what the routes accept and return.
-``/api/docs`` renders the same document as a self-contained HTML page (no CDN, no script).
+those records, so the document describes exactly what the routes accept and return (the
+health checks and the WebSocket, registered otherwise, are described in
+``openapi_described``). ``/api/docs`` is Swagger UI (vendored in ``static/vendor``, started by
+``static/js/pages/api-docs.js``) on that document: it can send requests ("Try it out").
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, jsonify, render_template_string
-from markupsafe import Markup, escape
+from flask import Response, jsonify, render_template, request
 from pydantic import BaseModel, TypeAdapter
 
 from stashhog.api import bp
+from stashhog.api.openapi_described import described_paths
 from stashhog.api.parsing import parse_body, parse_query, refuse_large_body
 from stashhog.api.schemas import ErrorResponse, NoQuery
 
@@ -45,6 +46,8 @@ TAGS = [
     {"name": "session", "description": "Who the request acts as."},
     {"name": "users", "description": "Users and their roles (admin only)."},
     {"name": "tokens", "description": "API tokens (admin only)."},
+    {"name": "health", "description": "Liveness and readiness, open to probes."},
+    {"name": "live", "description": "Live events over a WebSocket."},
 ]
 SECURITY_SCHEMES = {
     "bearer": {
@@ -154,23 +157,34 @@ class _Components:
 
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {}
+        self.models: dict[str, type[BaseModel]] = {}
 
     def schema(self, type_: Any, mode: str) -> dict[str, Any]:
         adapter = type_ if isinstance(type_, TypeAdapter) else TypeAdapter(type_)
         schema = adapter.json_schema(ref_template=REF, mode=mode)
         self.schemas.update(schema.pop("$defs", {}))
         if isinstance(type_, type) and issubclass(type_, BaseModel):
+            known = self.models.setdefault(type_.__name__, type_)
+            if known is not type_:  # one would silently stand for the other
+                raise ValueError(
+                    f"two models named {type_.__name__} ({known.__module__},"
+                    f" {type_.__module__}): schemas are keyed by class name"
+                )
             self.schemas[type_.__name__] = schema
             return {"$ref": REF.format(model=type_.__name__)}
         return schema
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(root: str = "") -> dict[str, Any]:
+    """The document; ``root`` is the path the API is served under (URL_PREFIX), if any."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)
-    return {
+    error = components.schema(ErrorResponse, "serialization")
+    for path, item in described_paths(components, error).items():
+        paths.setdefault(path, {}).update(item)
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "StashHog Daemons API", "version": "1", "description": DESCRIPTION},
         "tags": TAGS,
@@ -181,6 +195,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}, {"session": []}],
     }
+    if root:  # paths are relative to the server, which is then not "/"
+        document["servers"] = [{"url": root}]
+    return document
 
 
 def _operation(op: Operation, components: _Components) -> dict[str, Any]:
@@ -275,50 +292,9 @@ def _content(op: Operation, model: Any, components: _Components) -> dict[str, An
 
 @bp.get("/openapi.json")
 def openapi_json():
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(request.script_root))
 
 
 @bp.get("/docs")
 def docs():
-    return render_template_string(DOCS_PAGE, doc=openapi_document(), schema_html=schema_html)
-
-
-def schema_html(schema: Any) -> Markup:
-    """A JSON Schema as indented JSON, with each ``$ref`` linked to its definition."""
-    compact = json.dumps(schema)
-    text = str(escape(compact if len(compact) <= 80 else json.dumps(schema, indent=2)))
-    linked = re.sub(
-        r"&#34;#/components/schemas/([\w.-]+)&#34;", r'<a href="#schema-\1">"\1"</a>', text
-    )
-    return Markup(linked)  # noqa: S704  (built from escaped text)
-
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ doc.info.title }}</title>
-<link rel="stylesheet" href="{{ url_for('static', filename='css/docs.css') }}">
-</head><body>
-<h1>{{ doc.info.title }} <small>v{{ doc.info.version }}</small></h1>
-<p>{{ doc.info.description }}</p>
-<p>The machine-readable document: <a href="openapi.json">/api/openapi.json</a> (OpenAPI
-{{ doc.openapi }}).</p>
-{% for tag in doc.tags %}<h2>{{ tag.name }}</h2><p>{{ tag.description }}</p>
-{% for path, item in doc.paths.items() %}{% for method, op in item.items() %}
-{% if tag.name in op.tags %}<details id="{{ op.operationId }}"><summary>
-<span class="m {{ method }}">{{ method|upper }}</span> <code>{{ path }}</code>
-&mdash; {{ op.summary }}</summary><p>{{ op.description }}</p>
-{% if op.parameters %}<h4>Parameters</h4><table><tr><th>name</th><th>in</th>
-<th>schema</th><th>description</th></tr>{% for p in op.parameters %}<tr>
-<td><code>{{ p.name }}</code>{% if p.required %} *{% endif %}</td><td>{{ p["in"] }}</td>
-<td><code>{{ schema_html(p.schema) }}</code></td><td>{{ p.description }}</td></tr>
-{% endfor %}</table>{% endif %}
-{% if op.requestBody %}<h4>Request body{% if op.requestBody.required %} *{% endif %}</h4>
-<pre>{{ schema_html(op.requestBody.content["application/json"].schema) }}</pre>{% endif %}
-<h4>Responses</h4><table>{% for status, r in op.responses.items() %}<tr>
-<td>{{ status }}</td><td>{{ r.description }}</td>
-<td>{% for media, c in r.content.items() %}{% if media != "application/json" %}{{ media }}
-{% endif %}<code>{{ schema_html(c.schema) }}</code>{% endfor %}</td></tr>
-{% endfor %}</table></details>{% endif %}{% endfor %}{% endfor %}{% endfor %}
-<h2>Schemas</h2>{% for name, schema in doc.components.schemas.items() %}
-<h3 id="schema-{{ name }}">{{ name }}</h3><pre>{{ schema_html(schema) }}</pre>{% endfor %}
-</body></html>
-"""
+    return render_template("api/docs.html")

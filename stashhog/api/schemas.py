@@ -33,9 +33,12 @@ from stashhog.models import (
     DesiredState,
     JobStatus,
     JobType,
+    LimitAction,
     LogLevel,
     RestartPolicy,
 )
+from stashhog.services.daemon_configuration import NULLABLE_SETTINGS
+from stashhog.services.daemon_limits import CPU_WINDOW, CpuPercent, MemoryMB
 
 MAX_ID = 2**63 - 1  # daemon_logs.id is a BIGINT
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -71,6 +74,14 @@ class NoQuery(Query):
 class ActionQuery(Query):
     wait: float = Field(
         0, ge=0, le=30, description="Seconds to wait for the daemon to settle (RUNNING/STOPPED)."
+    )
+
+
+class StopQuery(ActionQuery):
+    cascade: bool = Field(
+        True,
+        description="Stop the daemons that depend on it first (true); false refuses with "
+        "409 naming them while any of them is up.",
     )
 
 
@@ -117,7 +128,8 @@ class Body(BaseModel):
 
 
 class DaemonUpdate(Body):
-    """Fields left out (or null) stay as they are."""
+    """Fields left out stay as they are, and so do fields sent as null, except the resource
+    limits and log caps, which null clears (no limit; the global log cap)."""
 
     configuration: dict[str, JsonValue] | None = Field(
         None,
@@ -139,11 +151,34 @@ class DaemonUpdate(Body):
         None, ge=10, le=604800, description="Seconds of healthy running that refill the budget."
     )
     log_max_lines: StrictInt | None = Field(
-        None, ge=100, le=10**10, description="Log lines kept for it (else LOG_MAX_LINES)."
+        None, ge=100, le=10**10, description="Log lines kept for it; null: LOG_MAX_LINES."
     )
     log_max_age_days: StrictInt | None = Field(
-        None, ge=1, le=3650, description="Days its log lines are kept (else LOG_MAX_AGE_DAYS)."
+        None, ge=1, le=3650, description="Days its log lines are kept; null: LOG_MAX_AGE_DAYS."
     )
+    max_memory_mb: MemoryMB | None = Field(
+        None, description="RSS (MB) its process may use; null clears the limit."
+    )
+    max_cpu_percent: CpuPercent | None = Field(
+        None, description=f"CPU % (100 = one core), mean of {CPU_WINDOW} samples; null clears it."
+    )
+    limit_action: LimitAction | None = Field(
+        None,
+        strict=False,  # a JSON string naming the action
+        description="On a breach: restart (counted as a crash), stop or warn.",
+    )
+
+    depends_on: list[str] | None = Field(
+        None, max_length=100,
+        description="The ids of the daemons it needs (replaces the list; [] for none). "
+        "Unknown ids, itself and cycles are refused (422, the cycle named).",
+    )  # fmt: skip
+
+    def cleared(self) -> list[str]:
+        """The settings sent as an explicit null that null means something for (no limit,
+        the global log cap)."""
+        return [key for key in NULLABLE_SETTINGS
+                if key in self.model_fields_set and getattr(self, key) is None]  # fmt: skip
 
 
 class CancelJob(Body):
@@ -218,6 +253,12 @@ class DaemonOut(Out):
     restart_count: int
     log_max_lines: int | None = Field(description="Its log cap; null: the global default.")
     log_max_age_days: int | None = Field(description="Its log age cap; null: the default.")
+    max_memory_mb: int | None = Field(description="Its RSS limit in MB; null: none.")
+    max_cpu_percent: float | None = Field(description="Its CPU % limit; null: none.")
+    limit_action: LimitAction = Field(description="What a breach of a limit does.")
+    depends_on: list[uuid.UUID] = Field(
+        description="The daemons it needs: RUNNING with a heartbeat before it starts."
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
     etag: str = Field(
@@ -232,6 +273,10 @@ class DaemonOut(Out):
         "it with its clock."
     )
     uptime_seconds: float | None
+    waiting_for: list[str] = Field(
+        description="While it should run and does not: the names of the daemons it depends "
+        "on that are not RUNNING with a heartbeat yet (it starts once they are)."
+    )
 
 
 class DaemonList(Out):
@@ -242,6 +287,18 @@ class DaemonAction(Out):
     daemon: DaemonOut
     changed: bool = Field(description="False when the daemon already was in that state.")
     message: str
+    dependencies_started: list[str] = Field(
+        default_factory=list,
+        description="start: the daemons it depends on that were started first, in order.",
+    )
+    dependents_stopped: list[str] = Field(
+        default_factory=list,
+        description="stop, restart: the daemons depending on it stopped first, in order.",
+    )
+    dependents_restarted: list[str] = Field(
+        default_factory=list,
+        description="restart: the dependents started again (once it is ready), in order.",
+    )
 
 
 class DaemonUpdated(Out):

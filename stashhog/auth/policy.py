@@ -148,7 +148,9 @@ def wants_json() -> bool:
 
 def unauthorized(message: str):
     if not wants_json():
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        # ``next`` is the path as the browser sees it: under URL_PREFIX, with the prefix.
+        here = request.script_root + request.full_path.rstrip("?")
+        return redirect(url_for("auth.login", next=here))
     response, status = error_response(401, "unauthorized", message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="stashhog"'
     return response, status

@@ -82,7 +82,11 @@ def activity():
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never an absolute URL (an open redirect) or ``//host``."""
+    """Only a path on this site: never an absolute URL (an open redirect) or ``//host``, and
+    under URL_PREFIX only a path under it (not another application on the same host)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    root = request.script_root
+    if root and target != root and not target.startswith(root + "/"):
         return None
     return target

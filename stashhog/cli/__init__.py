@@ -14,7 +14,9 @@ from stashhog.auth.actor import use_cli_actor
 # Commands act as the local OS user (cli:<user>) in the audit trail.
 daemons_cli = AppGroup("daemons", help="Operate StashHog daemons.", callback=use_cli_actor)
 
-from stashhog.cli import catalog, daemons, logs, supervision  # noqa: E402,F401  (commands register)
+# The command modules register on daemons_cli as they are imported.
+
+from stashhog.cli import catalog, daemons, dependencies, logs, supervision  # noqa: E402,F401
 from stashhog.observability import cli as observability_cli  # noqa: E402,F401
 
 

@@ -9,13 +9,15 @@ import click
 from pydantic import ValidationError
 
 from stashhog.cli import daemons_cli
+from stashhog.cli.dependencies import dependencies_given, dependency_options
 from stashhog.cli.output import emit_json, fail, json_option, print_table, reports_errors
 from stashhog.errors import Invalid
-from stashhog.models import RestartPolicy
+from stashhog.models import LimitAction, RestartPolicy
 from stashhog.services import daemon_catalog, daemon_configuration, daemon_control, daemon_queries
 from stashhog.services.daemon_catalog import DaemonSettings
 
 POLICIES = click.Choice([policy.value for policy in RestartPolicy])
+LIMIT_ACTIONS = click.Choice([action.value for action in LimitAction])
 set_option = click.option(
     "--set",
     "assignments",
@@ -39,6 +41,45 @@ def restart_options(command):
     ):
         command = option(command)
     return command
+
+
+NO_LIMIT = "none"
+
+
+class LimitValue(click.ParamType):
+    """A number, or ``none``: no limit (``set`` clears one)."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind, self.name = kind, f"{kind.__name__.upper()}|none"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == NO_LIMIT:
+            return NO_LIMIT
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number or {NO_LIMIT!r}", param, ctx)
+
+
+def limit_options(command):
+    """The resource limits and the action on a breach, as options of ``create`` and ``set``."""
+    for option in (
+        click.option("--limit-action", type=LIMIT_ACTIONS, help="On a breach: restart, stop "
+                     "or warn."),
+        click.option("--max-cpu-percent", type=LimitValue(float), help="CPU % its process "
+                     "may use (100 = one core; mean of a few samples); none: no limit."),
+        click.option("--max-memory-mb", type=LimitValue(int), help="RSS (MB) its process may "
+                     "use; none: no limit."),
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def split_cleared(settings: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The settings given, and the limits given as ``none`` (to clear)."""
+    cleared = [key for key, value in settings.items() if value == NO_LIMIT]
+    given = {k: v for k, v in settings.items() if v is not None and k not in cleared}
+    return given, cleared
 
 
 def configuration_from(config_json: str | None, assignments: tuple[str, ...]) -> dict[str, Any]:
@@ -93,14 +134,19 @@ def types_command(as_json: bool) -> None:
 @click.option("--auto-start", is_flag=True, help="Start it whenever the cluster starts.")
 @click.option("--disabled", is_flag=True, help="Create it disabled (it cannot be started).")
 @restart_options
+@limit_options
+@dependency_options
 @click.option("--start", is_flag=True, help="Start it once created.")
 @json_option
 @reports_errors
 def create_command(name, daemon_type, config_json, assignments, start, as_json, **options) -> None:
     """Create a daemon NAME of a registered type (STOPPED unless --start)."""
+    depends_on = dependencies_given(options)
+    given, _no_limit = split_cleared(options)  # none: no limit, as by default
     settings = settings_from(
-        enabled=not options.pop("disabled"), auto_start=options.pop("auto_start"), **options
-    )
+        enabled=not given.pop("disabled"), auto_start=given.pop("auto_start"),
+        depends_on=depends_on, **given,
+    )  # fmt: skip
     configuration = configuration_from(config_json, assignments)
     daemon = daemon_catalog.create_daemon(name, daemon_type, configuration, settings)
     if start:
@@ -128,18 +174,22 @@ def settings_from(**given: Any) -> DaemonSettings:
 @click.option("--enabled/--disabled", default=None, help="Allow or forbid starting it.")
 @click.option("--auto-start/--no-auto-start", default=None, help="Start it at cluster start.")
 @restart_options
+@limit_options
+@dependency_options
 @json_option
 @reports_errors
 def set_command(ref, config_json, assignments, rename, as_json, **settings) -> None:
     """Change a daemon's configuration keys and settings (a running daemon keeps its
-    configuration until it is restarted)."""
-    given = {key: value for key, value in settings.items() if value is not None}
+    configuration until it is restarted; a changed limit applies at its next sample)."""
+    depends_on = dependencies_given(settings)
+    given, cleared = split_cleared(settings)
     if given:
         settings_from(**given)  # the same bounds as the API, named as options
     configuration = configuration_from(config_json, assignments) or None
     result = daemon_configuration.update_daemon(
-        ref, configuration=configuration, name=rename, **given
-    )
+        ref, configuration=configuration, name=rename, clear=cleared, depends_on=depends_on,
+        **given,
+    )  # fmt: skip
     if as_json:
         return emit_json(result)
     changed = ", ".join(result["updated"]) or "nothing"

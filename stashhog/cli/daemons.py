@@ -49,7 +49,8 @@ def list_command(as_json: bool) -> None:
 @json_option
 @reports_errors
 def start_command(ref: str, wait: float, as_json: bool) -> None:
-    """Start a daemon (nothing happens if it is already running)."""
+    """Start a daemon, after what it depends on (nothing happens if it is already
+    running)."""
     result = daemon_control.start_daemon(ref, wait=wait)
     report(result, as_json, wanted={DaemonStatus.RUNNING} if wait else None)
 
@@ -57,11 +58,16 @@ def start_command(ref: str, wait: float, as_json: bool) -> None:
 @daemons_cli.command("stop")
 @ref_argument
 @wait_option("Wait until the daemon has stopped, up to SECONDS (default 30); exit 1 if not.")
+@click.option(
+    "--cascade/--no-cascade", default=True, show_default=True,
+    help="Stop the daemons that depend on it first; --no-cascade refuses while any is up.",
+)  # fmt: skip
 @json_option
 @reports_errors
-def stop_command(ref: str, wait: float, as_json: bool) -> None:
-    """Stop a daemon (nothing happens if it is already stopped)."""
-    result = daemon_control.stop_daemon(ref, wait=wait)
+def stop_command(ref: str, wait: float, cascade: bool, as_json: bool) -> None:
+    """Stop a daemon, after the daemons that depend on it (nothing happens if it is already
+    stopped)."""
+    result = daemon_control.stop_daemon(ref, wait=wait, cascade=cascade)
     report(result, as_json, wanted=STOPPED_STATES if wait else None)
 
 
@@ -76,12 +82,22 @@ def restart_command(ref: str, wait: float, as_json: bool) -> None:
     report(result, as_json, wanted={DaemonStatus.RUNNING} if wait else None)
 
 
+DEPENDENCY_STEPS = {
+    "dependents_stopped": "stopped first",
+    "dependencies_started": "started first",
+    "dependents_restarted": "start again once it is ready",
+}
+
+
 def report(result: dict, as_json: bool, wanted: Collection[str] | None) -> None:
     """Print a start/stop result; fail when a waited-for status was not reached."""
     daemon = result["daemon"]
     if as_json:
         emit_json(result)
     else:
+        for field, done in DEPENDENCY_STEPS.items():
+            if result.get(field):
+                click.echo(f"{done}: {', '.join(result[field])}")
         click.echo(f"{daemon['name']}: {result['message']} (status {daemon['status']})")
     if wanted and daemon["status"] not in wanted:
         if daemon["status"] == DaemonStatus.ERROR:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
+import time
 import uuid
 
 import psutil
@@ -15,6 +17,8 @@ from stashhog.daemons.registry import register
 from stashhog.errors import JobValidationError
 from stashhog.jobs import validate_job_metadata
 from stashhog.models import DaemonType, JobType
+
+PAGE = mmap.PAGESIZE
 
 
 class SimulatedError(RuntimeError):
@@ -47,6 +51,16 @@ class TestDaemonConfig(DaemonConfig):
         None, ge=0.1, le=86400,
         description="Seconds after which run() raises, so the daemon crashes (off when unset).",
     )  # fmt: skip
+    allocate_mb_per_iteration: int = Field(
+        0, ge=0, le=1024,
+        description="MB of memory it keeps more each iteration, to grow its RSS (to try "
+        "max_memory_mb); 0: off.",
+    )  # fmt: skip
+    busy_fraction: float = Field(
+        0, ge=0, le=1,
+        description="Share of each iteration's interval it spins the CPU, blocking its event "
+        "loop meanwhile (to try max_cpu_percent); 0: off.",
+    )  # fmt: skip
     job_metadata: dict = Field(
         default_factory=dict,
         description="Metadata for the TEST jobs it launches (checked against the TEST job's "
@@ -75,6 +89,7 @@ class TestDaemon(BaseDaemon):
         super().__init__(*args, **kwargs)
         self._monitors: set[asyncio.Task] = set()
         self._last_launch = 0.0
+        self._kept: list[mmap.mmap] = []  # allocate_mb_per_iteration's memory
 
     async def on_start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
@@ -85,16 +100,19 @@ class TestDaemon(BaseDaemon):
 
     async def run(self) -> None:
         crash_after = self.config.crash_after
+        # An iteration spins busy_fraction of log_interval: the pause is the rest of it.
+        pause = self.config.log_interval * (1 - self.config.busy_fraction)
         if crash_after is None:
-            await self.every(self.config.log_interval, self.iterate)
+            await self.every(pause, self.iterate)
             return
         # An exception in one iteration is survived; only one escaping run() is a crash.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(crash_after):
-                await self.every(self.config.log_interval, self.iterate)
+                await self.every(pause, self.iterate)
         raise SimulatedError(f"crash_after: crashing after {crash_after:g}s, as configured")
 
     async def iterate(self, iteration: int) -> None:
+        self._load_resources()
         self.update_status(f"iteration {iteration}, monitoring {len(self.monitored_jobs)} jobs")
         self.debug(f"Iteration {iteration}")
         for line in range(2, self.config.lines_per_iteration + 1):
@@ -109,6 +127,19 @@ class TestDaemon(BaseDaemon):
             await self._launch()
         if self.config.simulate_errors and iteration % 20 == 0:
             raise SimulatedError(f"simulated error at iteration {iteration}")
+
+    def _load_resources(self) -> None:
+        if megabytes := self.config.allocate_mb_per_iteration:
+            # Anonymous mmap rather than a bytearray: given back to the system when closed
+            # (malloc may keep freed blocks), so the pool process it ran in shrinks again.
+            block = mmap.mmap(-1, megabytes * 1024 * 1024)
+            block[::PAGE] = b"\x01" * len(range(0, len(block), PAGE))  # touched: RSS grows
+            self._kept.append(block)
+        if busy := self.config.busy_fraction:
+            # A plain loop, on purpose: the event loop (heartbeat included) waits meanwhile.
+            until = time.monotonic() + busy * self.config.log_interval
+            while time.monotonic() < until:
+                pass
 
     async def _launch(self) -> None:
         try:
@@ -133,4 +164,7 @@ class TestDaemon(BaseDaemon):
     async def on_stop(self) -> None:
         for task in self._monitors:
             task.cancel()
+        for block in self._kept:
+            block.close()
+        self._kept.clear()
         self.info("Test daemon stopping")

@@ -47,6 +47,7 @@ from stashhog.launcher.redis_server import (
     reap_stale_redis,
     redis_server_binary,
 )
+from stashhog.web.prefix import normalise_prefix
 
 PROCFILE = ROOT / "Procfile"
 # Seconds the processes get between SIGTERM and SIGKILL. A warm Celery shutdown stops its
@@ -63,14 +64,31 @@ def procfile_commands() -> dict[str, str]:
 
 
 def child_env() -> dict[str, str]:
-    """Our environment, with the venv's scripts on PATH and the ports made explicit."""
-    env = dict(os.environ)
+    """Our environment, with the venv's scripts on PATH and the ports made explicit; HOST and
+    URL_PREFIX as the app reads them (so the Procfile binds gunicorn and Flower to the
+    settings the app has, wherever those came from). ``.env`` under the environment: the
+    Procfile's commands read PORT and the rest from it."""
+    env = config.environment()
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
     env.setdefault("PORT", "5000")
     env.setdefault("FLOWER_PORT", "5555")
     env["PYTHONUNBUFFERED"] = "1"
+    settings = load_config()
+    env["HOST"] = settings["HOST"]
+    env["URL_PREFIX"] = normalise_prefix(settings["URL_PREFIX"])
     return env
+
+
+def local_address(host: str) -> str:
+    """Where this machine reaches a server bound to ``host`` (a wildcard: loopback), as it
+    goes in a URL."""
+    address = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{address}]" if ":" in address else address
+
+
+def panel_url(env: dict[str, str], port_variable: str = "PORT", path: str = "/") -> str:
+    return f"http://{local_address(env['HOST'])}:{env[port_variable]}{env['URL_PREFIX']}{path}"
 
 
 def prepare_paths(env: dict[str, str]) -> None:
@@ -96,11 +114,21 @@ def create_secret_key_file(path: Path) -> bool:
     return True
 
 
-def health_status(port: str) -> int | None:
-    # No proxy: a loopback request must never leave the machine, whatever http_proxy says.
+def host_lines(env: dict[str, str]) -> list[str]:
+    """A bind beyond loopback: which Host names are answered is still TRUSTED_HOSTS' call."""
+    if env["HOST"] in ("127.0.0.1", "localhost", "::1"):
+        return []
+    return [
+        f"          listening on {env['HOST']}; the panel answers only the Host names in"
+        " STASHHOG_TRUSTED_HOSTS (add the one users type)"
+    ]
+
+
+def health_status(url: str) -> int | None:
+    # No proxy: a local request must never leave the machine, whatever http_proxy says.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"http://127.0.0.1:{port}/api/health", timeout=3) as reply:
+        with opener.open(url, timeout=3) as reply:
             return reply.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -137,9 +165,13 @@ class Launcher:
             self.stop()
 
     def _start_and_supervise(self) -> int:
-        env = child_env()
+        try:
+            env = child_env()
+        except ValueError as exc:  # a setting the launcher cannot use, e.g. URL_PREFIX
+            self.output.say(str(exc))
+            return 1
         for variable in ("PORT", "FLOWER_PORT"):
-            if not port_is_free(int(env[variable])):
+            if not port_is_free(int(env[variable]), env["HOST"].strip("[]") or "0.0.0.0"):
                 self.output.say(f"port {env[variable]} is in use; set {variable} to another")
                 return 1
         prepare_paths(env)
@@ -158,7 +190,7 @@ class Launcher:
             self.children.append(child)
             self.output.say(f"{name} started (pid {child.proc.pid})")
         self.print_banner(env)
-        return self.supervise(env["PORT"])
+        return self.supervise(env)
 
     def start_redis(self, env: dict[str, str]) -> str:
         reap_stale_redis()
@@ -203,9 +235,11 @@ class Launcher:
 
     def print_banner(self, env: dict[str, str]) -> None:
         database = make_url(load_config()["SQLALCHEMY_DATABASE_URI"])
+        flower = "/flower/" if env["URL_PREFIX"] else "/"
         for line in (
-            f"panel     http://127.0.0.1:{env['PORT']}",
-            f"flower    http://127.0.0.1:{env['FLOWER_PORT']}",
+            f"panel     {panel_url(env)}",
+            f"flower    {panel_url(env, 'FLOWER_PORT', flower)}",
+            *host_lines(env),
             *banner_lines(env, self.flower_source, self.first_admin),
             f"redis     {make_url(env['REDIS_URL']).render_as_string(hide_password=True)}",
             f"database  {database.render_as_string(hide_password=True)}",
@@ -213,9 +247,10 @@ class Launcher:
         ):
             self.output.say(line)
 
-    def supervise(self, port: str) -> int:
+    def supervise(self, env: dict[str, str]) -> int:
         """Relay output until a signal arrives or a process exits; announce readiness once."""
         ready, next_poll = False, 0.0
+        health = panel_url(env, path="/api/health")
         while not self.signals:
             self.output.pump(0.1)
             for child in self.children:
@@ -224,10 +259,10 @@ class Launcher:
                     return child.proc.returncode if child.proc.returncode > 0 else 1
             if not ready and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + HEALTH_POLL_INTERVAL
-                ready = health_status(port) == 200
+                ready = health_status(health) == 200
                 if ready:
                     elapsed = time.monotonic() - self.started
-                    self.output.say(f"ready in {elapsed:.1f}s: http://127.0.0.1:{port}")
+                    self.output.say(f"ready in {elapsed:.1f}s: {panel_url(env)}")
         return 0
 
     def report_exit(self, child: Child) -> None:

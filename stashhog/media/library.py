@@ -8,6 +8,7 @@ import os
 import uuid
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 
 from stashhog.extensions import db
@@ -18,7 +19,8 @@ from stashhog.serializers import iso
 def media_to_dict(row: MediaFile) -> dict[str, Any]:
     """A file as the API returns it; ``thumbnail_url`` changes when the cover does."""
     stamp = int(row.generated_at.timestamp()) if row.generated_at else 0
-    thumbnail = f"/api/media/{row.id}/thumbnail?v={stamp}" if row.has_thumbnail else None
+    # url_for: the link works as it is under URL_PREFIX too.
+    thumbnail = url_for("api.get_thumbnail", file_id=row.id, v=stamp) if row.has_thumbnail else None
     return {
         "id": str(row.id),
         "path": row.path,

@@ -29,11 +29,14 @@ from stashhog.daemons.registry import daemon_classes
 from stashhog.errors import Conflict, Invalid, NotFound
 from stashhog.events import EventType, publish
 from stashhog.extensions import db
-from stashhog.models import Daemon, RestartPolicy
+from stashhog.models import Daemon, LimitAction, RestartPolicy
 from stashhog.models.enums import STOPPED_STATES
+from stashhog.services import daemon_dependencies as dependencies
 from stashhog.services.daemon_audit import audited, note_in_daemon_log, who
 from stashhog.services.daemon_configuration import clean_name, merge_configuration
+from stashhog.services.daemon_dependencies import MAX_DEPENDENCIES
 from stashhog.services.daemon_health import present
+from stashhog.services.daemon_limits import CPU_WINDOW, CpuPercent, MemoryMB
 from stashhog.services.daemon_queries import find_daemon_row
 
 daemons = Daemon.__table__
@@ -70,6 +73,25 @@ class DaemonSettings(BaseModel):
         None, ge=1, le=3650,
         description="Days its log lines are kept; empty: the global LOG_MAX_AGE_DAYS.",
     )  # fmt: skip
+    max_memory_mb: MemoryMB | None = Field(
+        None, description="Resident memory (RSS, MB) its process may use; empty: no limit."
+    )
+    max_cpu_percent: CpuPercent | None = Field(
+        None,
+        description=f"CPU % (100 = one core) its process may use, averaged over {CPU_WINDOW} "
+        "samples of METRICS_INTERVAL; empty: no limit.",
+    )
+    limit_action: LimitAction = Field(
+        LimitAction.RESTART,
+        description="On a breach of max_memory_mb or max_cpu_percent: restart (as a crash, "
+        "counted in the restart budget), stop, or warn (log it only).",
+    )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDENCIES,
+        description="The daemons it needs (their ids): each starts first and must be running "
+        "with a heartbeat before this one starts; this one stops before them.",
+    )
 
 
 SETTING_NAMES = tuple(DaemonSettings.model_fields)
@@ -119,7 +141,10 @@ def _create(name: Any, daemon_type: str, configuration: dict | None, settings) -
     if daemon_type not in daemon_classes():
         raise Invalid(f"unknown daemon type {daemon_type!r}", key="type")
     stored = merge_configuration(daemon_type, {}, configuration or {})
-    daemon = Daemon(name=name, type=daemon_type, configuration=stored, **settings.model_dump())
+    values = settings.model_dump()
+    if values["depends_on"]:
+        values["depends_on"] = _checked_dependencies(values["depends_on"])
+    daemon = Daemon(name=name, type=daemon_type, configuration=stored, **values)
     db.session.add(daemon)
     try:
         db.session.commit()
@@ -129,15 +154,29 @@ def _create(name: Any, daemon_type: str, configuration: dict | None, settings) -
     return present(find_daemon_row(daemon.id), None, datetime.now(UTC))
 
 
+def _checked_dependencies(depends_on: list[str]) -> list[str]:
+    """Checked under the graph's lock, held until the new row is committed (see
+    ``delete_daemon``)."""
+    conn = db.session.connection()
+    try:
+        dependencies.lock_graph(conn)
+        return dependencies.checked_depends_on(depends_on, None, dependencies.load_graph(conn))
+    except Invalid:
+        db.session.rollback()
+        raise
+
+
 @audited("delete")
 def delete_daemon(ref: uuid.UUID | str) -> dict[str, Any]:
     """Delete a daemon that no instance can be running; returns what it was."""
     daemon_id = find_daemon_row(ref).id
     with db.engine.begin() as conn:
+        dependencies.lock_graph(conn)  # no daemon starts to depend on it meanwhile
         query = select(daemons).where(daemons.c.id == daemon_id).with_for_update()
         row = conn.execute(query).first()
         if row is None:
             raise NotFound(f"no daemon {str(ref)!r}")
+        dependencies.refuse_delete_if_needed(conn, row)
         if row.status not in STOPPED_STATES:
             raise Conflict(
                 f"daemon {row.name!r} is {row.status}: stop it first, then delete it",

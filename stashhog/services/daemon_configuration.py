@@ -9,10 +9,11 @@ keys that were stored or given are stored (defaults are not copied in), in valid
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -35,8 +36,10 @@ from stashhog.extensions import db
 from stashhog.models import DesiredState
 from stashhog.models.enums import LIVE_STATES
 from stashhog.serializers import daemon_to_dict, settings_etag
+from stashhog.services import daemon_dependencies as dependencies
 from stashhog.services.daemon_audit import audited_update
 from stashhog.services.daemon_health import present
+from stashhog.services.daemon_limits import LIMIT_SETTINGS
 from stashhog.services.daemon_queries import find_daemon_row
 from stashhog.services.daemon_state import change_daemon, daemons, publish_change
 from stashhog.services.lease import lease_holders
@@ -89,8 +92,11 @@ def _effective(daemon_type: str, configuration: Any) -> dict | None:
 
 SETTING_KEYS = (
     "enabled", "auto_start", "restart_policy", "max_restarts", "restart_window",
-    "log_max_lines", "log_max_age_days",
+    "log_max_lines", "log_max_age_days", "max_memory_mb", "max_cpu_percent", "limit_action",
+    "depends_on",
 )  # fmt: skip
+# Settings whose null means something ("no limit", "the global default"): ``clear`` names them.
+NULLABLE_SETTINGS = ("log_max_lines", "log_max_age_days", "max_memory_mb", "max_cpu_percent")
 
 
 @audited_update
@@ -100,10 +106,12 @@ def update_daemon(
     configuration: Mapping[str, Any] | None = None,
     name: str | None = None,
     if_match: str | None = None,
+    clear: Iterable[str] = (),
     **settings: Any,
 ) -> dict[str, Any]:
     """Partial update of the configuration, the name and the settings (``SETTING_KEYS``);
-    ``None`` leaves a field as it is. With ``if_match`` (an ETag from ``settings_etag``) the
+    ``None`` leaves a field as it is, and ``clear`` names ``NULLABLE_SETTINGS`` to set to
+    null (no limit, or the global default). With ``if_match`` (an ETag from ``settings_etag``) the
     update is refused (412) if someone changed the daemon since. Returns ``{"daemon",
     "updated", "restart_required"}``: a running daemon keeps its configuration until
     restarted."""
@@ -114,8 +122,12 @@ def update_daemon(
     given = {key: value for key, value in settings.items() if value is not None}
     if unknown := set(given) - set(SETTING_KEYS):
         raise Invalid(f"unknown setting {sorted(unknown)[0]!r}", key=sorted(unknown)[0])
+    given.update(_checked_limits(given))
+    given.update(_cleared(clear, given))
     try:
         with db.engine.begin() as conn:
+            if "depends_on" in given:  # before the row's lock, in the order deletes take them
+                dependencies.lock_graph(conn)
             # Locked, so concurrent partial updates merge instead of overwriting each other.
             row = conn.execute(
                 select(daemons).where(daemons.c.id == daemon_id).with_for_update()
@@ -172,8 +184,10 @@ def _changes(conn, row, configuration, name, settings: dict[str, Any]) -> dict[s
         if merged != row.configuration:
             values["configuration"] = merged
     for key, value in settings.items():
+        if key == "depends_on":
+            value = dependencies.checked_depends_on(value, row.id, dependencies.load_graph(conn))
         if value != getattr(row, key):
-            values[key] = str(value) if key == "restart_policy" else value
+            values[key] = str(value) if key in ("restart_policy", "limit_action") else value
     if name is not None and (name := clean_name(name)) != row.name:
         taken = conn.execute(
             select(daemons.c.id).where(daemons.c.name == name, daemons.c.id != row.id)
@@ -182,6 +196,28 @@ def _changes(conn, row, configuration, name, settings: dict[str, Any]) -> dict[s
             raise Conflict(f"a daemon named {name!r} already exists", key="name")
         values["name"] = name
     return values
+
+
+def _checked_limits(given: dict[str, Any]) -> dict[str, Any]:
+    """The resource-limit settings in ``given``, validated as on create (bounds, the action)."""
+    from stashhog.services.daemon_catalog import DaemonSettings  # it imports this module
+
+    limits = {key: given[key] for key in LIMIT_SETTINGS if key in given}
+    try:
+        return DaemonSettings(**limits).model_dump(include=set(limits))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise Invalid(f"{key}: {error['msg']}", key=key) from None
+
+
+def _cleared(clear: Iterable[str], given: dict[str, Any]) -> dict[str, None]:
+    for key in clear:
+        if key not in NULLABLE_SETTINGS:
+            raise Invalid(f"setting {key!r} cannot be cleared (set to null)", key=key)
+        if key in given:
+            raise Invalid(f"setting {key!r} both set and cleared", key=key)
+    return dict.fromkeys(clear)
 
 
 def _restart_needed(row, values: dict) -> bool:

@@ -2,9 +2,8 @@
 concurrently.
 
 Starting takes a new ``generation`` (fencing any earlier instance) and queues one task on the
-``daemons`` queue. Stopping sets the desired state, then sends the stop (``stashhog.control``:
-a message on the daemon's control channel, heard by any pool in milliseconds, and a revoke
-with SIGTERM).
+``daemons`` queue; what a daemon depends on starts first, and it starts once that is ready
+(``daemon_dependencies``). Stopping is ``daemon_stop``'s (dependents first), re-exported here.
 """
 
 from __future__ import annotations
@@ -19,18 +18,23 @@ from flask import current_app
 from sqlalchemy.engine import Row
 
 from stashhog.celery_app import send_task
-from stashhog.control import send_stop
 from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
 from stashhog.errors import ConfigurationError, Conflict, Invalid, StashHogError, Unavailable
 from stashhog.models import DaemonStatus, DesiredState
 from stashhog.models.enums import RUNNING_STATES, START_SETTLED_STATES, STOPPED_STATES
+from stashhog.services import daemon_dependencies as dependencies
 from stashhog.services.clock import read_now
-from stashhog.services.daemon_audit import audited, audited_bulk
+from stashhog.services.daemon_audit import audited, audited_bulk, note_in_daemon_log
 from stashhog.services.daemon_health import STARTING_GRACE
-from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row, get_daemon
+from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.lease import lease_holder
+from stashhog.services.daemon_stop import command_result
+from stashhog.services.daemon_stop import finalize_stopped as finalize_stopped  # re-exported
+from stashhog.services.daemon_stop import stop_daemon as stop_daemon
+from stashhog.services.daemon_stop import stop_only as stop_only
+from stashhog.services.daemon_stop import wait_for_status as wait_for_status
+from stashhog.services.lease import lease_holder, lease_holders
 
 
 @audited("start")
@@ -44,23 +48,41 @@ def start_daemon(
     """Ask for the daemon to run. Idempotent: an already running daemon is left alone.
 
     An operator's start resets the crash budget; the supervisor's passes ``operator=False``
-    and, for a crash restart, the new ``restart_count``. Returns the daemon (as the API
-    shows it) plus ``changed`` and ``message``."""
+    and, for a crash restart, the new ``restart_count``. An operator's start first starts
+    what the daemon depends on, in order (``dependencies_started``). It starts once they are
+    ready; with ``wait`` this call waits for each in turn, else (or when ``wait`` runs out)
+    the daemon is left desired RUNNING, "waiting for …", for the supervisor to start once
+    they are. Returns the daemon (as the API shows it) plus ``changed`` and ``message``."""
     deadline = time.monotonic() + wait
+    row = find_daemon_row(ref)
+    started = _bring_up_dependencies(row, deadline) if operator and row.depends_on else []
+    result = _start(row.id, deadline, operator, restart_count)
+    return {**result, "dependencies_started": started}
+
+
+def _start(
+    daemon_id: uuid.UUID, deadline: float, operator: bool, restart_count: int | None
+) -> dict:
+    wait = deadline - time.monotonic() > 0
+    # Read Redis before writing anything: without it the start is refused (503) with the row
+    # as it was, rather than a generation taken and then handed back (issue 15, fault 5).
+    lease_holder(daemon_id)
     for _attempt in range(5):
-        row = find_daemon_row(ref)
+        row = find_daemon_row(daemon_id)
         _check_startable(row)
         if _already_running(row):
             if wait and row.status == DaemonStatus.STARTING:
-                wait_for_status(row.id, START_SETTLED_STATES, wait)
-            return _result(row.id, False, "daemon is already running")
+                wait_for_status(row.id, START_SETTLED_STATES, deadline - time.monotonic())
+            return command_result(row.id, False, "daemon is already running")
         if row.status == DaemonStatus.STOPPING and lease_holder(row.id) is not None:
             if _start_after_stop(row, deadline):
-                return _result(row.id, True, "starts once the previous instance has stopped")
+                return command_result(row.id, True, "starts once the previous instance has stopped")
             continue
-        # Read Redis before writing anything: without it the start is refused (503) with the
-        # row as it was, rather than a generation taken and then handed back.
-        lease_holder(row.id)
+        if row.depends_on and (waiting := dependencies.unready(row)):
+            if _defer(row, waiting, operator, restart_count):
+                return command_result(row.id, True, f"starts once {', '.join(waiting)} "
+                               f"{'is' if len(waiting) == 1 else 'are'} ready")  # fmt: skip
+            continue
         data = _take_generation(row, operator, restart_count)
         if data is not None:
             break  # else another start or stop raced us: read again
@@ -69,7 +91,65 @@ def start_daemon(
     _dispatch_or_revert(row, data)
     if wait:
         wait_for_status(row.id, START_SETTLED_STATES, max(deadline - time.monotonic(), 0.0))
-    return _result(row.id, True, "daemon started")
+    return command_result(row.id, True, "daemon started")
+
+
+def _bring_up_dependencies(row: Row, deadline: float) -> list[str]:
+    """Start what ``row`` needs that is not up, in start order, each after what it needs
+    (waiting for each to be ready while ``deadline`` allows); returns the names started.
+    A dependency that cannot start (disabled, invalid) refuses the whole start at once."""
+    graph = dependencies.load_graph()
+    needed = graph.dependencies(row.id)
+    for dep in needed:
+        try:
+            _check_startable(dep)
+        except StashHogError as exc:
+            message = f"{row.name!r} needs {dep.name!r}: {exc.message}"
+            raise StashHogError(message, key=exc.key, code=exc.code, status=exc.status) from None
+    holders, now = lease_holders([dep.id for dep in needed]), datetime.now(UTC)
+    chain = {dep.id for dep in needed} | {row.id}
+    started = []
+    for dep in needed:
+        if dependencies.is_ready(dep, holders[str(dep.id)], now):
+            continue
+        if dep.desired_state != DesiredState.RUNNING or dep.status not in RUNNING_STATES:
+            needers = [other.name for other in graph.needed_by(dep.id) if other.id in chain]
+            note_in_daemon_log(dep.id, f"starting {dep.name}: needed by {', '.join(needers)}")
+            _start(dep.id, deadline, True, None)
+            started.append(dep.name)
+        wait_until_ready(dep.id, deadline)
+    if needed:
+        order = " → ".join([*(dep.name for dep in needed), row.name])
+        note_in_daemon_log(row.id, f"start order: {order}")
+    return started
+
+
+def _defer(row: Row, waiting: list[str], operator: bool, restart_count: int | None) -> bool:
+    """Desired RUNNING, but no instance until what it needs is ready: the supervisor starts
+    it then. False when the row changed meanwhile."""
+    line = dependencies.waiting_line(waiting)
+    values: dict[str, Any] = {"desired_state": DesiredState.RUNNING, "status_line": line}
+    if operator and row.status == DaemonStatus.ERROR:
+        values["status"] = DaemonStatus.STOPPED  # a fresh start, not a crash to restart
+    if operator or restart_count is not None:
+        values.update(restart_count=restart_count or 0, next_restart_at=None)
+    changed = change_daemon(row.id, if_generation=row.generation,
+                            only_if={"status": row.status}, **values)  # fmt: skip
+    if changed is not None and row.status_line != line:
+        note_in_daemon_log(row.id, f"{line} before starting")
+    return changed is not None
+
+
+def wait_until_ready(daemon_id: uuid.UUID, deadline: float) -> None:
+    """Until the daemon is ready for its dependents, has failed or is no longer wanted, or
+    ``deadline`` passes."""
+    while time.monotonic() < deadline:
+        row = find_daemon_row(daemon_id)
+        if row.status == DaemonStatus.ERROR or row.desired_state != DesiredState.RUNNING:
+            return
+        if dependencies.is_ready(row, lease_holder(row.id), datetime.now(UTC)):
+            return
+        time.sleep(0.02)
 
 
 def _take_generation(row: Row, operator: bool, restart_count: int | None) -> dict | None:
@@ -131,84 +211,28 @@ def _already_running(row: Row) -> bool:
     return row.status == DaemonStatus.STARTING and fresh
 
 
-@audited("stop")
-def stop_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
-    """Ask for the daemon to stop. Idempotent: a stopped daemon is left alone."""
-    for _attempt in range(5):
-        row = find_daemon_row(ref)
-        if row.desired_state == DesiredState.STOPPED and row.status not in RUNNING_STATES:
-            if wait and row.status == DaemonStatus.STOPPING:
-                wait_for_status(row.id, STOPPED_STATES, wait)
-            return _result(row.id, False, "daemon is already stopped")
-        if _stop_once(row) is not None:
-            break  # else the instance or another command changed the row: read again
-    else:
-        raise Conflict("daemon is changing concurrently; try again")
-    if wait:
-        wait_for_status(row.id, STOPPED_STATES, wait)
-    result = _result(row.id, True, "daemon stopped")
-    if result["daemon"]["status"] == DaemonStatus.STOPPING:
-        result["message"] = "stopping"
-    return result
-
-
-def _stop_once(row: Row) -> dict | None:
-    """One attempt, conditional on the row still being as read (None: it changed)."""
-    guard: dict[str, Any] = {"if_generation": row.generation, "only_if": {"status": row.status}}
-    # Only this generation's own lease counts: an older instance that is still releasing
-    # its lease is fenced already, and our task, if queued, exits when it finds STOPPED.
-    alive = lease_holder(row.id) == row.generation
-    if row.status in RUNNING_STATES and alive:
-        data = change_daemon(row.id, **guard, desired_state=DesiredState.STOPPED,
-                             status=DaemonStatus.STOPPING)  # fmt: skip
-    elif row.status == DaemonStatus.STOPPING and alive:
-        data = change_daemon(row.id, **guard, desired_state=DesiredState.STOPPED)
-    else:
-        # No live instance (never started, queued, or its worker died): nothing to signal.
-        # A queued task finds desired_state STOPPED when it starts and exits at once.
-        return finalize_stopped(row, desired=DesiredState.STOPPED)
-    if data is not None:
-        send_stop(row.id, row.generation, row.task_id)
-    return data
-
-
-def finalize_stopped(
-    row: Row, *, desired: str | None = None, reason: str | None = None
-) -> dict | None:
-    """Mark a daemon with no live instance STOPPED (ERROR stays ERROR), if the row is still
-    as read; None when it changed meanwhile."""
-    values: dict[str, Any] = {"stopped_at": datetime.now(UTC), "worker_pid": None}
-    if row.status != DaemonStatus.ERROR:
-        values["status"] = DaemonStatus.STOPPED
-    if desired:
-        values["desired_state"] = desired
-    if reason:
-        values["status_line"] = reason
-    return change_daemon(row.id, if_generation=row.generation, only_if={"status": row.status},
-                         **values)  # fmt: skip
-
-
 @audited("restart")
 def restart_daemon(ref: uuid.UUID | str, *, wait: float = 0.0) -> dict:
-    """Stop (waiting up to the stop timeout), then start with the stored configuration."""
-    stop_daemon(ref, wait=current_app.config["STOP_TIMEOUT"] + 1)
+    """Stop it (after its dependents, waiting up to the stop timeout), then start it with its
+    stored configuration, then the dependents that were running, each once what it needs is
+    ready again (within ``wait``, else by the supervisor)."""
+    deadline = time.monotonic() + wait
+    row = find_daemon_row(ref)
+    again = [
+        dep
+        for dep in reversed(dependencies.load_graph().dependents(row.id))
+        if dep.desired_state == DesiredState.RUNNING and dep.enabled
+    ]
+    stopped = stop_daemon(ref, wait=current_app.config["STOP_TIMEOUT"] + 1)
     result = start_daemon(ref, wait=wait)
-    return {**result, "changed": True, "message": "daemon restarted"}
-
-
-def wait_for_status(daemon_id: uuid.UUID, statuses: frozenset, timeout: float) -> Row:
-    """Poll the row until its status is one of ``statuses`` or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        row = find_daemon_row(daemon_id)
-        if row.status in statuses or time.monotonic() >= deadline:
-            return row
-        time.sleep(0.003)
-
-
-def _result(daemon_id: uuid.UUID, changed: bool, message: str) -> dict:
-    """A command's reply: the daemon as the API shows it now, ``changed`` and ``message``."""
-    return {"daemon": get_daemon(daemon_id), "changed": changed, "message": message}
+    wait_until_ready(row.id, deadline)
+    for dep in again:
+        note_in_daemon_log(dep.id, f"restarting {dep.name}: after {row.name}, once ready")
+        _start(dep.id, deadline, True, None)
+        wait_until_ready(dep.id, deadline)
+    return {**result, "changed": True, "message": "daemon restarted",
+            "dependents_stopped": stopped["dependents_stopped"],
+            "dependents_restarted": [dep.name for dep in again]}  # fmt: skip
 
 
 # -- bulk actions --------------------------------------------------------------------------
@@ -217,7 +241,7 @@ def _result(daemon_id: uuid.UUID, changed: bool, message: str) -> dict:
 @audited_bulk("start_all")
 def start_all() -> dict[str, Any]:
     """Start every enabled daemon (disabled ones are counted in ``skipped``)."""
-    rows = all_daemon_rows()
+    rows = dependencies.load_graph().start_order()  # each after what it needs
     result = _each([row for row in rows if row.enabled], start_daemon)
     result["skipped"] = sum(1 for row in rows if not row.enabled)
     return result
@@ -225,8 +249,9 @@ def start_all() -> dict[str, Any]:
 
 @audited_bulk("stop_all")
 def stop_all() -> dict[str, Any]:
-    """Stop every daemon; already stopped ones count as requested but not changed."""
-    return _each(all_daemon_rows(), stop_daemon)
+    """Stop every daemon, dependents before what they need (in waves); already stopped
+    ones count as requested but not changed."""
+    return _stop_ordered(all_daemon_rows())
 
 
 @audited_bulk("restart_all")
@@ -236,20 +261,43 @@ def restart_all() -> dict[str, Any]:
     targets = [
         r for r in all_daemon_rows() if r.enabled and r.desired_state == DesiredState.RUNNING
     ]
-    stopping = _each(targets, stop_daemon)
+    stopping = _stop_ordered(targets)
     failed = {error["daemon_id"] for error in stopping["errors"]}
     deadline = time.monotonic() + current_app.config["STOP_TIMEOUT"] + 1
     stopped = [row for row in targets if str(row.id) not in failed]
     for row in stopped:
         remaining = max(deadline - time.monotonic(), 0.0)
         wait_for_status(row.id, STOPPED_STATES, remaining)
-    starting = _each(stopped, lambda ref: start_daemon(ref, operator=True))
+    in_order = dependencies.load_graph().start_order(row.id for row in stopped)
+    starting = _each(in_order, lambda ref: start_daemon(ref, operator=True))
     return {
         "requested": len(targets),
         "changed": starting["changed"],
         "errors": stopping["errors"] + starting["errors"],
         "skipped": 0,
     }
+
+
+def _stop_ordered(rows: list[Any]) -> dict[str, Any]:
+    """Stop ``rows`` alone each, in waves: what nothing needs first, each wave once the one
+    before has stopped (only when there are dependencies: one wave, no wait)."""
+    results = [_each(wave, stop_daemon) for wave in _waves(rows)]
+    return {
+        "requested": sum(result["requested"] for result in results),
+        "changed": sum(result["changed"] for result in results),
+        "errors": [error for result in results for error in result["errors"]],
+        "skipped": 0,
+    }
+
+
+def _waves(rows: list[Any]):
+    waves = dependencies.load_graph().stop_waves(rows)
+    for number, wave in enumerate(waves):
+        yield wave
+        if number < len(waves) - 1:
+            deadline = time.monotonic() + current_app.config["STOP_TIMEOUT"] + 1
+            for row in wave:
+                wait_for_status(row.id, STOPPED_STATES, max(deadline - time.monotonic(), 0))
 
 
 def _each(rows: list[Any], action: Callable[[uuid.UUID], dict]) -> dict[str, Any]:

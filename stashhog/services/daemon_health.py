@@ -109,12 +109,20 @@ def uptime_seconds(row: Any, now: datetime) -> float | None:
 
 def present(row: Any, lease: int | None, now: datetime) -> dict[str, Any]:
     """The daemon as the API and the events show it: the row's fields plus ``health``,
-    ``health_reason``, ``heartbeat_deadline`` and ``uptime_seconds``."""
+    ``health_reason``, ``heartbeat_deadline``, ``uptime_seconds`` and ``waiting_for`` (what
+    it depends on that is not ready, while it should run and does not)."""
+    # Here, not at the top: the dependency graph reads health verdicts from this module.
+    from stashhog.services.daemon_dependencies import waiting_for, waiting_line
+
     health = daemon_health(row, lease, now)
+    waiting = waiting_for(row, lease, now)
+    if waiting and health.state == UNHEALTHY:
+        health = Health(UNHEALTHY, waiting_line(waiting))
     return {
         **daemon_to_dict(row),
         "health": health.state,
         "health_reason": health.reason,
         "heartbeat_deadline": iso(heartbeat_deadline(row)),
         "uptime_seconds": uptime_seconds(row, now),
+        "waiting_for": waiting,
     }

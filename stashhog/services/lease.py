@@ -65,3 +65,23 @@ def lease_holders(daemon_ids: list) -> dict[str, int | None]:
         str(daemon_id): int(value) if value is not None else None
         for daemon_id, value in zip(daemon_ids, values, strict=True)
     }
+
+
+def renewal_interval(ttl: float) -> float:
+    """How often a live instance renews its lease (the runtime's rule)."""
+    return min(1.0, ttl / 3)
+
+
+def lease_remaining(daemon_ids: list) -> dict[str, float | None]:
+    """Seconds each lease has left (None: no lease), in one round trip. A lease that lost
+    more than a renewal interval was not renewed in time: its instance may be gone."""
+    if not daemon_ids:
+        return {}
+    pipe = get_redis().pipeline(transaction=False)
+    for daemon_id in daemon_ids:
+        pipe.pttl(lease_key(daemon_id))
+    values = pipe.execute()
+    return {
+        str(daemon_id): value / 1000 if value >= 0 else None
+        for daemon_id, value in zip(daemon_ids, values, strict=True)
+    }

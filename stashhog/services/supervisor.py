@@ -9,6 +9,7 @@ decision is written to the daemon's log, so an operator can read why it acted.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from redis.exceptions import LockError, RedisError
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
-from stashhog.celery_app import get_celery
+from stashhog.control import send_kill
 from stashhog.errors import StashHogError
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
@@ -31,12 +32,13 @@ from stashhog.models import (
 )
 from stashhog.models.enums import LIVE_STATES, RUNNING_STATES, RunOutcome
 from stashhog.observability import alerts, runs
-from stashhog.services import daemon_control
+from stashhog.services import daemon_control, daemon_limits
+from stashhog.services import daemon_dependencies as dependencies
 from stashhog.services.clock import read_now
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
-from stashhog.services.lease import lease_holders
+from stashhog.services.lease import lease_holders, lease_remaining
 
 daemons = Daemon.__table__
 cluster = ClusterState.__table__
@@ -93,10 +95,13 @@ def _pass(redis, lock) -> PassReport:
     rows = all_daemon_rows()
     holders = lease_holders([row.id for row in rows])
     now = read_now()  # rows' updated_at is the database's time: compare on that clock
+    graph = dependencies.Graph(rows)
+    left = lease_remaining(graph.needed())
     for row in rows:
         lock.reacquire()  # LockNotOwnedError: another supervisor may act now
+        waiting = dependencies.waiting_in(graph, holders, row, now, left)
         try:
-            reconcile_daemon(row, holders[str(row.id)], now, report, in_grace)
+            reconcile_daemon(row, holders[str(row.id)], now, report, in_grace, waiting)
         except StashHogError as exc:
             report.note(row, LogLevel.WARNING, f"could not act: {exc.message}")
     lock.reacquire()
@@ -135,32 +140,48 @@ def _mark_pass() -> tuple[bool, bool]:
 
 
 def boot(report: PassReport | None = None) -> int:
-    """Cluster start: enabled auto-start daemons get desired state RUNNING."""
-    rows = [row for row in all_daemon_rows() if row.enabled and row.auto_start]
-    for row in rows:
-        if row.desired_state != DesiredState.RUNNING:
+    """Cluster start: enabled auto-start daemons, and what they depend on, get desired
+    state RUNNING (the passes then start each once what it needs is ready)."""
+    graph = dependencies.load_graph()
+    rows = [row for row in graph.rows.values() if row.enabled and row.auto_start]
+    needed_by = {dep.id: row for row in rows for dep in graph.dependencies(row.id)}
+    for row in graph.start_order({*needed_by, *(row.id for row in rows)}):
+        if row.desired_state != DesiredState.RUNNING and row.enabled:
             change_daemon(row.id, desired_state=DesiredState.RUNNING)
+            why = "auto_start" if row.auto_start else f"needed by {needed_by[row.id].name}"
             if report:
-                report.note(row, LogLevel.INFO, "cluster start: auto_start sets desired RUNNING")
+                report.note(row, LogLevel.INFO, f"cluster start: {why} sets desired RUNNING")
     return len(rows)
 
 
 def reconcile_daemon(
-    row: Row, holder: int | None, now: datetime, report: PassReport, in_grace: bool = False
+    row: Row,
+    holder: int | None,
+    now: datetime,
+    report: PassReport,
+    in_grace: bool = False,
+    waiting: Sequence[str] = (),
 ) -> None:
+    """``waiting``: the names of what the daemon depends on that is not ready."""
     alive = holder is not None
     if row.desired_state == DesiredState.RUNNING:
         if in_grace and not alive and row.status == DaemonStatus.RUNNING:
             return  # its lease may come back: see reconcile()
-        _towards_running(row, alive, now, report)
+        if daemon_limits.enforce(row, alive, now, report.note):
+            return  # a resource limit its runtime did not enforce: killed
+        _towards_running(row, alive, now, report, waiting)
     else:
         _towards_stopped(row, alive, now, report)
 
 
-def _towards_running(row: Row, alive: bool, now: datetime, report: PassReport) -> None:
+def _towards_running(
+    row: Row, alive: bool, now: datetime, report: PassReport, waiting: Sequence[str] = ()
+) -> None:
     if not row.enabled:
         report.note(row, LogLevel.WARNING, "disabled while desired RUNNING: stopping it")
-        daemon_control.stop_daemon(row.id)
+        daemon_control.stop_only(row.id)
+    elif waiting and not alive and row.status != DaemonStatus.STARTING:
+        hold(row, waiting, report)
     elif row.status == DaemonStatus.RUNNING and not alive:
         report.note(row, LogLevel.WARNING, f"lease of generation {row.generation} expired "
                     f"(worker {row.worker or '?'} gone): starting a new instance")  # fmt: skip
@@ -173,11 +194,31 @@ def _towards_running(row: Row, alive: bool, now: datetime, report: PassReport) -
             daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.ERROR and not alive:
         _restart_crashed(row, now, report)
+    elif row.status == DaemonStatus.STOPPING and alive and now - row.updated_at > _stop_deadline():
+        kill(row, report)  # a stop (a limit's restart, or a start waiting on it) that overran
     elif row.status not in RUNNING_STATES and not alive:  # STOPPED, or STOPPING and gone
-        report.note(row, LogLevel.INFO, "desired RUNNING but no instance: starting")
+        ready = " (what it depends on is ready)" if row.depends_on else ""
+        report.note(row, LogLevel.INFO, f"desired RUNNING but no instance: starting{ready}")
         daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.RUNNING and row.restart_count and _healthy_for_window(row, now):
         change_daemon(row.id, if_generation=row.generation, restart_count=0)
+
+
+def hold(row: Row, waiting: Sequence[str], report: PassReport) -> None:
+    """No instance while what it needs is not ready (a dependency in ERROR holds it here,
+    rather than crash-looping it): the status line says what it waits for."""
+    line = dependencies.waiting_line(waiting)
+    if row.status in LIVE_STATES:  # its instance is gone (a lost worker)
+        runs.close_run(row.id, row.generation, RunOutcome.WORKER_LOST)
+        if daemon_control.finalize_stopped(row, reason=line):
+            report.note(row, LogLevel.WARNING, f"lease of generation {row.generation} expired "
+                        f"(worker {row.worker or '?'} gone); {line} before starting a new "
+                        "instance")  # fmt: skip
+    elif row.status_line != line:
+        held = change_daemon(row.id, if_generation=row.generation,
+                             only_if={"status": row.status}, status_line=line)  # fmt: skip
+        if held:
+            report.note(row, LogLevel.INFO, f"{line}: not starting it until ready")
 
 
 def _restart_crashed(row: Row, now: datetime, report: PassReport) -> None:
@@ -214,7 +255,7 @@ def _healthy_for_window(row: Row, now: datetime) -> bool:
 def _towards_stopped(row: Row, alive: bool, now: datetime, report: PassReport) -> None:
     if row.status in RUNNING_STATES and alive:
         report.note(row, LogLevel.WARNING, "desired STOPPED but an instance runs: stopping it")
-        daemon_control.stop_daemon(row.id)
+        daemon_control.stop_only(row.id)
     elif row.status in LIVE_STATES:
         if not alive:
             report.note(row, LogLevel.INFO, "instance gone: marking STOPPED")
@@ -233,10 +274,7 @@ def kill(row: Row, report: PassReport) -> None:
     timeout = current_app.config["STOP_TIMEOUT"]
     report.note(row, LogLevel.ERROR, f"did not stop within {timeout:g}s: killing it (SIGKILL)")
     if row.worker and row.worker_pid:
-        # By name, as stashhog/ never imports workers/ (see workers/control.py).
-        get_celery().control.broadcast(
-            "kill_pool_process", arguments={"pid": row.worker_pid}, destination=[row.worker]
-        )
+        send_kill(row.worker, row.worker_pid)
     runs.close_run(row.id, row.generation, RunOutcome.KILLED, error=f"killed after {timeout:g}s")
     fenced = change_daemon(row.id, if_generation=row.generation, generation=row.generation + 1)
     if fenced:

@@ -17,8 +17,9 @@ def not_found(message: str):
 
 from stashhog.media import pages as media_pages  # noqa: E402,F401
 from stashhog.observability import pages as observability_pages  # noqa: E402,F401
-from stashhog.web import daemons, jobs  # noqa: E402,F401  (pages register on bp)
+from stashhog.web import daemons, jobs, prefix  # noqa: E402,F401  (pages register on bp)
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    prefix.init_app(app)

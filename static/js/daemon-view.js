@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { h, icon, replaceChildren, setText } from "./dom.js";
 import { ago, duration, isNewer, parseTime } from "./format.js";
 import { may } from "./session.js";
-import { toast, withBusy } from "./shell.js";
+import { confirmAction, toast, withBusy } from "./shell.js";
 
 const STATUS_TONES = {
   RUNNING: "ok",
@@ -128,16 +128,41 @@ export class DaemonControls {
     this.busy = true;
     this.update();
     try {
-      const result = await withBusy(button, ACTIONS[action].busy, () =>
-        api(`/api/daemons/${daemon.id}/${action}`, { method: "POST" }),
-      );
+      const result = await withBusy(button, ACTIONS[action].busy, () => this.request(daemon, action));
+      if (!result) return; // the operator kept it running
       this.onResult(result.daemon);
       if (!result.changed) toast(`${daemon.name}: ${result.message}`, "idle");
+      const first = result.dependencies_started || [];
+      if (first.length) toast(`${daemon.name}: ${result.message} (started first: ${first.join(", ")})`, "ok");
+      else if (result.dependents_stopped?.length) toast(`${daemon.name}: ${result.message}`, "ok");
     } catch (exc) {
       toast(`${daemon.name}: could not ${action} — ${exc.message}`, "bad", 8);
     } finally {
       this.busy = false;
       this.update();
+    }
+  }
+
+  /** A stop asks first with cascade=false: if daemons depend on it (409 naming them), the
+   *  operator confirms that they stop first, in that order (null: not confirmed). */
+  async request(daemon, action) {
+    const path = `/api/daemons/${daemon.id}/${action}`;
+    if (action !== "stop") return api(path, { method: "POST" });
+    try {
+      return await api(`${path}?cascade=false`, { method: "POST" });
+    } catch (exc) {
+      const dependents = exc.status === 409 && exc.details?.dependents;
+      if (!dependents) throw exc;
+      const ok = await confirmAction({
+        title: `Stop ${daemon.name} and what needs it?`,
+        body:
+          dependents.length === 1
+            ? `${dependents[0]} depends on ${daemon.name} and will be stopped first.`
+            : `${dependents.join(", ")} depend on ${daemon.name} and will be stopped first, in that order.`,
+        confirm: `Stop ${dependents.length + 1} daemons`,
+        danger: true,
+      });
+      return ok ? api(path, { method: "POST" }) : null;
     }
   }
 }

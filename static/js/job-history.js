@@ -1,7 +1,7 @@
 // The Job history tab: what the daemon did with jobs, newest first, paged, with new rows
 // arriving live from daemon_job_action events and job statuses kept live by job_update.
 
-import { api, query } from "./api.js";
+import { api, query, url } from "./api.js";
 import { $, h, replaceChildren, setText } from "./dom.js";
 import { dateTime, shortId } from "./format.js";
 import { actionBadge, jobBadge } from "./job-view.js";
@@ -102,7 +102,7 @@ export class JobHistory {
 
   row(entry) {
     const job = entry.job_id
-      ? h("a.mono", { href: `/jobs/${entry.job_id}`, title: entry.job_id }, shortId(entry.job_id))
+      ? h("a.mono", { href: url(`/jobs/${entry.job_id}`), title: entry.job_id }, shortId(entry.job_id))
       : h("span.faint", {}, "—");
     const arrived = this.fresh.get(entry.id);
     const tr = h(

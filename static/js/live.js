@@ -5,6 +5,8 @@
 // from REST whatever they show (logs after the last id seen), so a drop never leaves a gap.
 // The relay sends "resync" when it had lost Redis; that is handled the same way.
 
+import { url } from "./api.js";
+
 const BACKOFF_SECONDS = [0.5, 1, 2, 4, 8, 15];
 const PING_SECONDS = 20;
 
@@ -123,5 +125,5 @@ export class LiveConnection {
 
 export function liveUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}/api/daemons/ws`;
+  return `${scheme}://${location.host}${url("/api/daemons/ws")}`;
 }

@@ -123,7 +123,14 @@ export class SchemaForm {
     this.prefix = prefix;
     this.schema = { properties: {} };
     this.fields = new Map(); // key -> {node, kind, input, error}
+    this.choices = {}; // key -> [{value, label}]: a list of strings picked with checkboxes
     this.onInput = null;
+  }
+
+  /** Offer `options` ([{value, label}]) as checkboxes for a list-of-strings key (from the
+   *  next render on), e.g. the daemons a daemon may depend on. */
+  setChoices(key, options) {
+    this.choices[key] = options;
   }
 
   render(schema, values = {}) {
@@ -136,7 +143,7 @@ export class SchemaForm {
   }
 
   renderField(key, node, value) {
-    const kind = fieldKind(node);
+    const kind = this.choices[key] && fieldKind(node) === "list" ? "choices" : fieldKind(node);
     const id = `${this.prefix}-${key}`;
     const input = this.control(kind, node, id, key);
     const error = h("p.field-error", { id: `${id}-error`, role: "alert", hidden: true });
@@ -154,6 +161,12 @@ export class SchemaForm {
 
   control(kind, node, id, key) {
     if (kind === "boolean") return h("input", { type: "checkbox", id, name: key });
+    if (kind === "choices") {
+      const options = this.choices[key].map((option) =>
+        h("label.choice", {}, h("input", { type: "checkbox", name: key, value: option.value }), option.label),
+      );
+      return h("div.choices", { id, role: "group" }, options.length ? options : h("span.muted", {}, "Nothing to choose from."));
+    }
     if (kind === "enum") {
       return h("select", { id, name: key }, node.enum.map((o) => h("option", { value: JSON.stringify(o) }, String(o))));
     }
@@ -178,7 +191,10 @@ export class SchemaForm {
     if (!field) return;
     const { kind, input } = field;
     if (kind === "boolean") input.checked = Boolean(value);
-    else if (kind === "enum") input.value = JSON.stringify(value ?? field.node.enum[0]);
+    else if (kind === "choices") {
+      field.picked = [...(value || [])]; // kept in this order; values not offered stay
+      for (const box of input.querySelectorAll("input")) box.checked = field.picked.includes(box.value);
+    } else if (kind === "enum") input.value = JSON.stringify(value ?? field.node.enum[0]);
     else if (kind === "list") input.value = (value || []).join("\n");
     else if (kind === "json") input.value = JSON.stringify(value ?? {}, null, 2);
     else input.value = value ?? "";
@@ -190,6 +206,14 @@ export class SchemaForm {
     const { kind, input, node } = this.fields.get(key);
     const text = input.value;
     if (kind === "boolean") return { value: input.checked };
+    if (kind === "choices") {
+      const boxes = [...input.querySelectorAll("input")];
+      const offered = new Set(boxes.map((box) => box.value));
+      const checked = boxes.filter((box) => box.checked).map((box) => box.value);
+      const { picked } = this.fields.get(key);
+      const kept = picked.filter((value) => !offered.has(value) || checked.includes(value));
+      return { value: [...kept, ...checked.filter((value) => !kept.includes(value))] };
+    }
     if (kind === "enum") return { value: JSON.parse(text) };
     if (kind === "number") {
       if (text.trim() === "") return node.nullable ? { value: null } : { error: "is required" };

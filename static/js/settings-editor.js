@@ -2,7 +2,8 @@
 // policy and budget, as a form generated from the settings JSON Schema (GET /api/daemon-types),
 // saved with If-Match; and Delete, with a confirmation that names the daemon.
 
-import { api } from "./api.js";
+import { api, url } from "./api.js";
+import { dependencyChoices } from "./dependency-view.js";
 import { $, setText } from "./dom.js";
 import { SchemaForm } from "./schema-form.js";
 import { confirmAction, toast, withBusy } from "./shell.js";
@@ -32,7 +33,8 @@ export class SettingsEditor {
 
   async load() {
     try {
-      const body = await api("/api/daemon-types");
+      const [body, choices] = await Promise.all([api("/api/daemon-types"), dependencyChoices(this.getDaemon().id)]);
+      this.form.setChoices("depends_on", choices);
       const schema = body.settings_schema;
       this.schema = { ...schema, properties: { name: NAME_SCHEMA, ...schema.properties } };
       this.paint(this.getDaemon());
@@ -63,7 +65,7 @@ export class SettingsEditor {
     if (collected.problems) return this.show("error", "Fix the highlighted settings first.");
     const daemon = this.getDaemon();
     const changes = Object.fromEntries(
-      Object.entries(collected.values).filter(([key, value]) => value !== daemon[key]),
+      Object.entries(collected.values).filter(([key, value]) => JSON.stringify(value) !== JSON.stringify(daemon[key])),
     );
     if (!Object.keys(changes).length) return this.show("ok", "Nothing changed.");
     try {
@@ -95,7 +97,7 @@ export class SettingsEditor {
     try {
       await withBusy(button, "Deleting…", () => api(`/api/daemons/${daemon.id}`, { method: "DELETE" }));
       toast(`Deleted ${daemon.name}`, "ok");
-      location.assign("/daemons");
+      location.assign(url("/daemons"));
     } catch (exc) {
       this.show("error", `Not deleted — ${exc.message}`);
     }

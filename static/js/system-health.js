@@ -1,6 +1,7 @@
 // System health on every page: a banner when /api/health names a failing part (no worker on
 // a queue, Redis or the database unreachable). Polled, since health is not an event.
 
+import { url } from "./api.js";
 import { $, setText } from "./dom.js";
 
 const POLL_MS = 10000;
@@ -15,7 +16,7 @@ export function watchSystemHealth() {
   const check = async () => {
     let report = null;
     try {
-      const response = await fetch("/api/health", { headers: { Accept: "application/json" } });
+      const response = await fetch(url("/api/health"), { headers: { Accept: "application/json" } });
       report = await response.json();
     } catch {
       report = { failing: ["web"] };

@@ -46,6 +46,10 @@ def test_types_list_every_registered_type_with_its_full_schema(client):
         "restart_window": 600,
         "log_max_lines": None,
         "log_max_age_days": None,
+        "max_memory_mb": None,
+        "max_cpu_percent": None,
+        "limit_action": "restart",
+        "depends_on": [],
     }
     policy = body["settings_schema"]["$defs"]["RestartPolicy"]
     assert policy["enum"] == ["always", "on-failure", "never"]

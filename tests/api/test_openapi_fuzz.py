@@ -31,7 +31,10 @@ from tests.support.access import bearer
 
 MAX_EXAMPLES = 30
 MIN_REQUESTS = 300
-EXCLUDED = ("/api/daemons/start-all", "/api/daemons/restart-all")
+# start-all and restart-all would start every daemon; the readiness check is 503 by design
+# here (no worker consumes the fuzz app's queues); the WebSocket needs an upgrade.
+EXCLUDED = ("/api/daemons/start-all", "/api/daemons/restart-all", "/api/health",
+            "/api/daemons/ws")  # fmt: skip
 sent: list[tuple[str, int]] = []
 created_jobs: list[uuid.UUID] = []
 _alternate = itertools.cycle([True, False])

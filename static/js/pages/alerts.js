@@ -1,6 +1,6 @@
 // /alerts: alerts (live with alert_update events), the rules and the notification channels.
 
-import { api } from "../api.js";
+import { api, url } from "../api.js";
 import { $, h, replaceChildren, setText } from "../dom.js";
 import { dateTime } from "../format.js";
 import { startShell, toast } from "../shell.js";
@@ -16,7 +16,7 @@ async function loadAlerts() {
     "tr", { dataset: { alertId: alert.id, status: alert.status } },
     h("td", {}, h("span.badge", { dataset: { alert: alert.status } }, alert.status)),
     h("td.mono", {}, alert.rule),
-    h("td", {}, alert.daemon_id ? h("a", { href: `/daemons/${alert.daemon_id}` }, alert.daemon_name || alert.daemon_id) : "—"),
+    h("td", {}, alert.daemon_id ? h("a", { href: url(`/daemons/${alert.daemon_id}`) }, alert.daemon_name || alert.daemon_id) : "—"),
     h("td.wrap", {}, alert.message),
     h("td.num", {}, dateTime(alert.started_at)),
     h("td.num", {}, alert.resolved_at ? dateTime(alert.resolved_at) : "—"),

@@ -118,6 +118,8 @@ live.on("daemon_status", (event) => event.daemon_id === daemon.id && !$("#tab-ru
 live.on("daemon_log", (event) => event.daemon_id === daemon.id && logs.receive(event.lines));
 live.on("daemon_job_action", (event) => event.daemon_id === daemon.id && jobHistory.receive(event));
 live.on("job_update", (event) => jobHistory.jobChanged(event.job));
+// A resource limit breached (max_memory_mb / max_cpu_percent): what was measured and done.
+live.on("daemon_limit", (event) => event.daemon_id === daemon.id && toast(event.message, event.action === "warn" ? "warn" : "bad", 10));
 live.on("daemon_deleted", (event) => {
   if (event.daemon_id !== daemon.id) return;
   const banner = $("[data-daemon-error]");

@@ -2,7 +2,8 @@
 // generated from the JSON Schemas of GET /api/daemon-types; values are checked in the browser
 // with the same schemas, and a 422 from the server is shown next to the field it names.
 
-import { api } from "../api.js";
+import { api, url } from "../api.js";
+import { dependencyChoices } from "../dependency-view.js";
 import { $, h, replaceChildren, setText } from "../dom.js";
 import { SchemaForm, validate } from "../schema-form.js";
 import { startShell, withBusy } from "../shell.js";
@@ -21,7 +22,8 @@ load();
 
 async function load() {
   try {
-    const body = await api("/api/daemon-types");
+    const [body, choices] = await Promise.all([api("/api/daemon-types"), dependencyChoices()]);
+    settings.setChoices("depends_on", choices);
     types = new Map(body.types.map((info) => [info.type, info]));
     replaceChildren(typeSelect, body.types.map((info) => h("option", { value: info.type }, info.type)));
     settings.render(body.settings_schema, {});
@@ -109,7 +111,7 @@ async function create() {
   if (!body) return status("error", "Fix the highlighted fields, then create the daemon.");
   try {
     const daemon = await api("/api/daemons", { method: "POST", body });
-    location.assign(`/daemons/${daemon.id}`);
+    location.assign(url(`/daemons/${daemon.id}`));
   } catch (exc) {
     showServerError(exc);
   }

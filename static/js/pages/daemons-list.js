@@ -1,6 +1,6 @@
 // /daemons: a card per daemon, kept live by daemon_status and daemon_update events.
 
-import { api } from "../api.js";
+import { api, url } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
 import {
   DaemonControls,
@@ -14,6 +14,7 @@ import {
   statusTone,
   uptime,
 } from "../daemon-view.js";
+import { DependencyView, paintNeeds } from "../dependency-view.js";
 import { sparkline } from "../observability-tabs.js";
 import { confirmAction, onTick, startShell, toast, withBusy } from "../shell.js";
 
@@ -21,19 +22,34 @@ const SPARK_MS = 15_000;
 
 const cards = new Map();
 const grid = $("#daemon-cards");
+const lookup = (id) => store.items.get(id);
+const dependencyView = new DependencyView($("#daemon-deps"), lookup);
 const store = new DaemonStore(
   (daemon, isNew) => {
+    const before = cards.get(daemon.id)?.daemon;
     if (isNew) addCard(daemon);
     cards.get(daemon.id).update(daemon);
+    paintDependents(daemon.id);
+    const moved = !before || before.name !== daemon.name || JSON.stringify(before.depends_on) !== JSON.stringify(daemon.depends_on);
+    if (moved) dependencyView.refresh();
+    else if (before.status !== daemon.status) dependencyView.paint();
     paintSummary();
   },
   (id) => {
     cards.get(id)?.node.remove();
     cards.delete(id);
     $("#daemons-empty").hidden = cards.size > 0;
+    dependencyView.refresh();
     paintSummary();
   },
 );
+
+// A daemon's status shows on the "needs" line of the cards of the daemons that need it.
+function paintDependents(id) {
+  for (const card of cards.values()) {
+    if (card.daemon?.depends_on?.includes(id)) paintNeeds(card.needs, card.daemon, lookup);
+  }
+}
 
 class DaemonCard {
   constructor(daemon) {
@@ -44,14 +60,15 @@ class DaemonCard {
     this.heartbeat = metric("Heartbeat");
     this.restarts = metric("Restarts");
     this.statusLine = h("div.status-line");
+    this.needs = h("div.card-needs", { hidden: true });
     this.error = h("div.error-box");
     this.controls = new DaemonControls(() => this.daemon, (d) => store.put(d));
     this.autoStart = this.toggle("Auto-start", "auto_start");
     this.enabled = this.toggle("Enabled", "enabled");
-    this.title = h("a", { href: `/daemons/${daemon.id}` });
+    this.title = h("a", { href: url(`/daemons/${daemon.id}`) });
     this.type = h("span.card-type");
     this.spark = h("canvas.sparkline", { width: 120, height: 24, "aria-label": "Memory, last 15 minutes" });
-    this.alert = h("a.card-alert", { href: "/alerts", hidden: true });
+    this.alert = h("a.card-alert", { href: url("/alerts"), hidden: true });
     this.node = h(
       "article.card.panel",
       { dataset: { daemonId: daemon.id } },
@@ -60,12 +77,13 @@ class DaemonCard {
       this.health,
       h("div.metrics", {}, this.uptime.node, this.heartbeat.node, this.restarts.node),
       this.statusLine,
+      this.needs,
       this.error,
       h(
         "div.card-actions",
         {},
         this.controls.node,
-        h("a.details", { href: `/daemons/${daemon.id}` }, "Details", icon("chevron")),
+        h("a.details", { href: url(`/daemons/${daemon.id}`) }, "Details", icon("chevron")),
       ),
       h("div.card-toggles", {}, this.autoStart.label, this.enabled.label),
     );
@@ -97,6 +115,7 @@ class DaemonCard {
     setText(this.type, daemon.type);
     paintBadge(this.badge, daemon.status);
     paintStatusLine(this.statusLine, daemon);
+    paintNeeds(this.needs, daemon, lookup);
     paintError(this.error, daemon);
     setText(this.restarts.value, String(daemon.restart_count ?? 0));
     this.autoStart.input.checked = daemon.auto_start;

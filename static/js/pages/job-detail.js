@@ -1,6 +1,6 @@
 // /jobs/<id>: one job, its progress, result or error, kept live by job_update events.
 
-import { api } from "../api.js";
+import { api, url } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
 import { dateTime, isNewer } from "../format.js";
 import { cancelJob, isActive, jobDuration, paintCancel, paintJobBadge, paintProgress, progressBar } from "../job-view.js";
@@ -22,7 +22,7 @@ function paint() {
     setText($(`[data-job-${field}]`), dateTime(job[field]));
   }
   const daemon = $("[data-job-daemon]");
-  replaceChildren(daemon, job.daemon_id ? h("a", { href: `/daemons/${job.daemon_id}` }, job.daemon_id) : "—");
+  replaceChildren(daemon, job.daemon_id ? h("a", { href: url(`/daemons/${job.daemon_id}`) }, job.daemon_id) : "—");
   setText($("[data-job-metadata]"), pretty(job.metadata || {}));
   const hasResult = job.result !== null && job.result !== undefined;
   $("[data-job-result]").hidden = !hasResult;

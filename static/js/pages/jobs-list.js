@@ -1,6 +1,6 @@
 // /jobs: filterable list; rows, statuses and progress bars move live with job_update events.
 
-import { api, query } from "../api.js";
+import { api, query, url } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
 import { dateTime, shortId, isNewer } from "../format.js";
 import {
@@ -32,7 +32,7 @@ class JobRow {
     this.node = h(
       "tr",
       { dataset: { jobId: job.id } },
-      h("td", {}, h("a.mono", { href: `/jobs/${job.id}`, title: job.id }, shortId(job.id))),
+      h("td", {}, h("a.mono", { href: url(`/jobs/${job.id}`), title: job.id }, shortId(job.id))),
       h("td", {}, h("span.mono", {}, job.type)),
       h("td", {}, this.badge),
       h("td", {}, this.bar.node),
@@ -62,7 +62,7 @@ class JobRow {
   paintDaemon() {
     const id = this.job.daemon_id;
     const label = id ? daemonNames.get(id) || shortId(id) : null;
-    replaceChildren(this.daemon, id ? h("a", { href: `/daemons/${id}` }, label) : h("span.faint", {}, "—"));
+    replaceChildren(this.daemon, id ? h("a", { href: url(`/daemons/${id}`) }, label) : h("span.faint", {}, "—"));
   }
 
   tick(now) {
@@ -100,7 +100,7 @@ function paintCount() {
 
 async function load() {
   const params = { status: filters.status.value, type: filters.type.value, limit: LIMIT };
-  history.replaceState(null, "", `/jobs${query({ status: params.status, type: params.type })}`);
+  history.replaceState(null, "", url(`/jobs${query({ status: params.status, type: params.type })}`));
   try {
     const body = await api(`/api/jobs${query(params)}`);
     rows.clear();

@@ -1,7 +1,7 @@
 // /library/<id>: one file's cover and every piece of its metadata, re-read while
 // METADATA_GENERATE jobs run (the file may be the one being generated).
 
-import { api } from "../api.js";
+import { api, url } from "../api.js";
 import { $, h, replaceChildren, setText } from "../dom.js";
 import { dateTime } from "../format.js";
 import { startShell, toast } from "../shell.js";
@@ -28,7 +28,7 @@ function facts(f) {
     ["Generator version", String(f.generator_version)],
     ["Folder", f.root],
     ["Missing since", f.missing_since ? dateTime(f.missing_since) : "—"],
-    ["Job", f.job_id ? h("a.mono", { href: `/jobs/${f.job_id}` }, f.job_id) : "—"],
+    ["Job", f.job_id ? h("a.mono", { href: url(`/jobs/${f.job_id}`) }, f.job_id) : "—"],
   ];
 }
 

@@ -1,7 +1,7 @@
 // /library/duplicates: groups of files whose perceptual hashes are within the chosen
 // distance, largest groups first.
 
-import { api, query } from "../api.js";
+import { api, query, url } from "../api.js";
 import { $, h, replaceChildren, setText } from "../dom.js";
 import { startShell, toast } from "../shell.js";
 import { cover, mediaFacts, refreshWhileJobsRun, sizeText, statusBadge } from "./library-view.js";
@@ -20,7 +20,7 @@ function group(entry, index) {
       entry.files.map((file) =>
         h(
           "a.media-card",
-          { href: `/library/${file.id}`, title: file.path, dataset: { fileId: file.id } },
+          { href: url(`/library/${file.id}`), title: file.path, dataset: { fileId: file.id } },
           h("div.media-cover-box", {}, cover(file)),
           h("div.media-name", {}, file.name),
           h("div.media-meta", {}, ...mediaFacts(file), h("span", {}, sizeText(file.size))),
@@ -34,7 +34,7 @@ function group(entry, index) {
 async function load() {
   const distance = Math.max(0, Math.min(32, Math.round(Number(input.value) || 0)));
   const mine = ++asked;
-  history.replaceState(null, "", `/library/duplicates${query({ max_distance: distance })}`);
+  history.replaceState(null, "", url(`/library/duplicates${query({ max_distance: distance })}`));
   try {
     const body = await api(`/api/media/duplicates${query({ max_distance: distance })}`);
     if (mine !== asked) return;

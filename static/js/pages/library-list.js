@@ -1,7 +1,7 @@
 // /library: the files as a thumbnail grid or a table, filtered by status and path, paged by
 // path (keyset), kept live while METADATA_GENERATE jobs run.
 
-import { api, query } from "../api.js";
+import { api, query, url } from "../api.js";
 import { $, h, replaceChildren, setText } from "../dom.js";
 import { startShell, toast } from "../shell.js";
 import { codecText, cover, durationText, mediaFacts, refreshWhileJobsRun, resolutionText, sizeText, statusBadge } from "./library-view.js";
@@ -18,7 +18,7 @@ let generation = 0; // answers to an older filter are ignored
 function card(file) {
   return h(
     "a.media-card",
-    { href: `/library/${file.id}`, dataset: { fileId: file.id, status: file.status }, title: file.path },
+    { href: url(`/library/${file.id}`), dataset: { fileId: file.id, status: file.status }, title: file.path },
     h("div.media-cover-box", {}, cover(file)),
     h("div.media-name", {}, file.name),
     h("div.media-meta", {}, ...mediaFacts(file)),
@@ -31,7 +31,7 @@ function row(file) {
     "tr",
     { dataset: { fileId: file.id, status: file.status } },
     h("td", {}, cover(file, "media-thumb-small")),
-    h("td.wrap", { title: file.path }, h("a", { href: `/library/${file.id}` }, file.name), h("div.faint.mono", {}, file.path)),
+    h("td.wrap", { title: file.path }, h("a", { href: url(`/library/${file.id}`) }, file.name), h("div.faint.mono", {}, file.path)),
     h("td", {}, statusBadge(file.status)),
     h("td.num", {}, durationText(file.duration)),
     h("td.num", {}, resolutionText(file)),
@@ -114,7 +114,7 @@ function reorder(files) {
 
 function refilter() {
   const search = params({});
-  history.replaceState(null, "", `/library${query(search)}`);
+  history.replaceState(null, "", url(`/library${query(search)}`));
   nextAfter = null;
   load();
 }
