@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from flask import current_app
 from sqlalchemy.engine import Row
 
@@ -66,7 +67,10 @@ def _start(
     wait = deadline - time.monotonic() > 0
     # Read Redis before writing anything: without it the start is refused (503) with the row
     # as it was, rather than a generation taken and then handed back (issue 15, fault 5).
-    lease_holder(daemon_id)
+    try:
+        lease_holder(daemon_id)
+    except redis.RedisError as exc:
+        raise Unavailable(f"Redis is unreachable, so the daemon was not started: {exc}") from exc
     for _attempt in range(5):
         row = find_daemon_row(daemon_id)
         _check_startable(row)

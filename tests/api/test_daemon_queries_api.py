@@ -71,7 +71,10 @@ def test_default_config_lists_every_key_with_default_and_description(client, dae
         "webhook_token",
         "crash_after",
         "job_metadata",
+        "allocate_mb_per_iteration",
+        "busy_fraction",
     }
+    assert config["allocate_mb_per_iteration"].default == 0 and config["busy_fraction"].default == 0
     assert config["log_interval"].default == 5 and config["log_interval"].description
     assert config["job_metadata"].default == {}  # a default_factory default
 

@@ -10,7 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
+import kombu.exceptions
 import psutil
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = [sys.executable, "-m", "celery", "-A", "app.celery"]
@@ -59,14 +61,22 @@ class WorkerProcess:
     def wait_ready(self, celery_app, timeout: float = 30.0) -> None:
         """Wait until the worker answers a broadcast ping under its own node name."""
         deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early; see {self.log_path}")
-            replies = celery_app.control.ping(timeout=0.5) or []
+            try:
+                replies = celery_app.control.ping(timeout=0.5) or []
+            except (OSError, redis.RedisError, kombu.exceptions.OperationalError) as exc:
+                # A broker connection dropped under us (seen once as the host suite's second
+                # cluster came up): a new one is taken on the next try.
+                last_error = exc
+                time.sleep(0.2)
+                continue
             node = self.hostname()
             if any(node in reply for reply in replies):
                 return
-        raise TimeoutError(f"worker {self.name} not ready; see {self.log_path}")
+        raise TimeoutError(f"worker {self.name} not ready ({last_error!r}); see {self.log_path}")
 
     def hostname(self) -> str:
         return self.name.replace("%h", os.uname().nodename)

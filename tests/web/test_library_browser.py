@@ -40,6 +40,11 @@ def test_grid_table_filter_and_search(page, files):
     expect(cards(page)).to_have_count(5)
     expect(page.locator("[data-library-counts]")).to_contain_text("5 files")
     expect(page.locator('[data-count="failed"]')).to_have_text("1 failed")
+    # Covers load after the cards appear: wait until every image has finished loading (a
+    # broken one finishes too, with no width, and fails the check below).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-media-grid] img')].every(i => i.complete)"
+    )
     loaded = page.eval_on_selector_all(
         "[data-media-grid] img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
     )
