@@ -13,7 +13,8 @@ from flask import Response, url_for
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
 from stashhog.api.openapi import route
-from stashhog.api.schemas import ActionQuery, DaemonOut
+from stashhog.api.responses import DaemonOut
+from stashhog.api.schemas import ActionQuery
 from stashhog.services import daemon_catalog, daemon_control, daemon_queries
 from stashhog.services.daemon_catalog import DaemonSettings
 

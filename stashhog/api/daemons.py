@@ -11,22 +11,18 @@ import uuid
 from flask import request
 
 from stashhog.api.openapi import route
-from stashhog.api.schemas import (
-    ActionQuery,
+from stashhog.api.responses import (
     BulkResult,
     DaemonAction,
     DaemonList,
     DaemonOut,
-    DaemonUpdate,
     DaemonUpdated,
     DefaultConfig,
     HealthReport,
     HistoryList,
-    HistoryQuery,
     LogList,
-    LogsQuery,
-    StopQuery,
 )
+from stashhog.api.schemas import ActionQuery, DaemonUpdate, HistoryQuery, LogsQuery, StopQuery
 from stashhog.daemons import get_daemon_class
 from stashhog.services import daemon_configuration, daemon_control, daemon_queries
 from stashhog.services.daemon_catalog import default_configuration

@@ -11,7 +11,7 @@ import uuid
 from pydantic import Field
 
 from stashhog.api.openapi import route
-from stashhog.api.schemas import Out
+from stashhog.api.responses import Out
 from stashhog.models import DaemonStatus
 from stashhog.services import daemon_dependencies
 

@@ -7,7 +7,8 @@ import uuid
 from flask import url_for
 
 from stashhog.api.openapi import route
-from stashhog.api.schemas import CancelJob, JobAction, JobCreate, JobList, JobOut, JobsQuery
+from stashhog.api.responses import JobAction, JobList, JobOut
+from stashhog.api.schemas import CancelJob, JobCreate, JobsQuery
 from stashhog.serializers import job_to_dict
 from stashhog.services import job_service
 

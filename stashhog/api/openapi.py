@@ -21,7 +21,8 @@ from pydantic import BaseModel, TypeAdapter
 from stashhog.api import bp
 from stashhog.api.openapi_described import described_paths
 from stashhog.api.parsing import parse_body, parse_query, refuse_large_body
-from stashhog.api.schemas import ErrorResponse, NoQuery
+from stashhog.api.responses import ErrorResponse
+from stashhog.api.schemas import NoQuery
 
 REF = "#/components/schemas/{model}"
 ERRORS = {

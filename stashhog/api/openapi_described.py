@@ -13,7 +13,7 @@ from stashhog.events import EventType
 
 
 class Described(BaseModel):
-    """(Named apart from ``stashhog.api.schemas``: components are keyed by class name.)"""
+    """(Named apart from ``stashhog.api.responses``: components are keyed by class name.)"""
 
     model_config = ConfigDict(extra="forbid")
 

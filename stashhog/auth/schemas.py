@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, JsonValue, field_validator
 
-from stashhog.api.schemas import MAX_ID, NAME_PATTERN, Body, Out, Query, Timestamp
+from stashhog.api.responses import Out
+from stashhog.api.schemas import MAX_ID, NAME_PATTERN, Body, Query, Timestamp
 from stashhog.auth.roles import Role
 
 Outcome = Literal["ok", "failed", "error", "denied"]

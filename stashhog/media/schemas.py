@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 
-from stashhog.api.schemas import Out, Query
+from stashhog.api.responses import Out
+from stashhog.api.schemas import Query
 from stashhog.media.models import MediaStatus
 
 MAX_PATH = 4096

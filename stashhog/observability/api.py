@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from stashhog.api.openapi import TAGS, route
-from stashhog.api.schemas import LogList
+from stashhog.api.responses import LogList
 from stashhog.models import LogLevel
 from stashhog.observability import alerts, metrics, notify, rules, runs, search
 from stashhog.observability.schemas import (

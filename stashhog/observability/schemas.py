@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, StrictBool, StrictInt, field_validator
 
-from stashhog.api.schemas import MAX_ID, Body, LogsQuery, Out, Query, Timestamp
+from stashhog.api.responses import Out
+from stashhog.api.schemas import MAX_ID, Body, LogsQuery, Query, Timestamp
 from stashhog.models.enums import AlertStatus, LogLevel, RunOutcome
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from stashhog import create_app
-from stashhog.api.schemas import ErrorResponse
+from stashhog.api.responses import ErrorResponse
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonJobHistory, DaemonLog, Job, JobStatus, JobType
 from stashhog.services import daemon_control, daemon_queries

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stashhog.api.schemas import HealthReport
+from stashhog.api.responses import HealthReport
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stashhog.api.schemas import DaemonOut, DaemonUpdated
+from stashhog.api.responses import DaemonOut, DaemonUpdated
 from tests.api.conftest import error_of, set_row
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stashhog.api.schemas import DaemonList, DaemonOut, DefaultConfig, HistoryList, LogList
+from stashhog.api.responses import DaemonList, DaemonOut, DefaultConfig, HistoryList, LogList
 from stashhog.auth.roles import Role
 from tests.api.conftest import UNKNOWN, error_of
 from tests.support.access import with_token

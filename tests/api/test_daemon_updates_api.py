@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stashhog.api.schemas import DaemonUpdated
+from stashhog.api.responses import DaemonUpdated
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
 from stashhog.models import Daemon

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from stashhog.api.schemas import JobAction, JobList, JobOut
+from stashhog.api.responses import JobAction, JobList, JobOut
 from stashhog.auth.roles import Role
 from stashhog.extensions import db
 from stashhog.models import Job

@@ -29,11 +29,13 @@ from tests.support.wait import eventually
 
 # Each fault's trials in one test: ten of fault 3 (a 30 s partition each) take minutes.
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(120 + 90 * TRIALS)]
-# The issue's 5 s failover target is a speed goal: `make chaos` (ten trials) asserts it and
-# prints the recovery table. One trial in `make test`, on a shared 2-core machine, asserts
-# what the design bounds: lease TTL or database grace (3 s) + a pass (1 s) + a start handed
-# back after tcp_user_timeout (5 s), with slack. Measured trials over 5 s: see the README.
-FAILOVER_TARGET = 5.0 if FULL else 15.0
+# The issue bounds failover by 5 s for faults 1 and 2 (a host loses Redis, or PostgreSQL): a
+# speed goal, which `make chaos` (ten trials) asserts there, printing the recovery table. The
+# other faults carry no bound in the issue, and one trial in `make test` runs on a shared
+# 2-core machine: those assert what the design bounds: lease TTL or database grace (3 s) + a
+# pass (1 s) + a start handed back after tcp_user_timeout (5 s), with slack. Measured: README.
+DESIGN_BOUND = 15.0
+FAILOVER_TARGET = 5.0 if FULL else DESIGN_BOUND
 RECOVERY: dict[str, list[float]] = {}
 
 
@@ -221,7 +223,7 @@ def test_3_host_loses_both_then_heals_after_30s(cluster, hosts_app, tickers):
         settle_after_heal(cluster, tickers, host, moved, celery_app)
         takes_new_work(cluster, celery_app, host)
     RECOVERY["3 host loses both (30 s)"] = times
-    assert max(times) < FAILOVER_TARGET, times
+    assert max(times) < DESIGN_BOUND, times
 
 
 def takes_new_work(cluster, celery_app, host) -> None:
@@ -322,7 +324,7 @@ def test_4b_delay_above_the_lease_ttl_keeps_one_instance_at_every_instant(
             assert final.id < successor.id
         settle_after_heal(cluster, tickers, host, moved, celery_app)
     RECOVERY["4 delay 4 s > TTL"] = times
-    assert max(times) < FAILOVER_TARGET, times
+    assert max(times) < DESIGN_BOUND, times
 
 
 def supervisor_notes(daemon_id, text: str) -> int:
@@ -373,7 +375,7 @@ def test_6_supervisor_host_cut_off_the_other_supervisor_acts_once(cluster, hosts
             worker.wait_ready(celery_app, timeout=60)
         check_invariants(tickers)
     RECOVERY["6 supervisor host cut + worker killed"] = times
-    assert max(times) < FAILOVER_TARGET, times
+    assert max(times) < DESIGN_BOUND, times
 
 
 def test_z_invariants_hold_and_nothing_runs_after_stop(hosts_app, tickers):
