@@ -293,6 +293,10 @@ def waiting_for(row: Row, lease: int | None, now: datetime | None = None) -> lis
 
 def dependents_to_stop(daemon_id: uuid.UUID) -> list[list[Row]]:
     """What needs the daemon (transitively) and is up or should be, in stop waves."""
+    with db.engine.connect() as conn:  # one column first: most daemons are needed by none
+        needs = conn.execute(select(daemons.c.depends_on)).scalars()
+        if not any(str(daemon_id) in (listed or ()) for listed in needs):
+            return []
     graph = load_graph()
     up = [
         row
