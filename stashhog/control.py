@@ -72,6 +72,25 @@ def send_stop(
         get_celery().control.revoke(task_id, terminate=True, signal="SIGTERM")
 
 
+# How long a worker's "shutting down" mark outlives the message: an instance that subscribes
+# to its control channel after the shutdown's stop was published still finds the mark.
+SHUTDOWN_MARK_SECONDS = 300
+
+
+def shutdown_mark(worker: str, worker_pid: int) -> str:
+    """The key marking one worker process (name and main pid: a restarted worker with the
+    same name is not marked) as shutting down."""
+    return key("worker", worker, str(worker_pid), "shutting-down")
+
+
+def mark_shutting_down(worker: str, worker_pid: int) -> None:
+    get_redis().set(shutdown_mark(worker, worker_pid), 1, ex=SHUTDOWN_MARK_SECONDS)
+
+
+def is_shutting_down(worker: str, worker_pid: int) -> bool:
+    return bool(get_redis().exists(shutdown_mark(worker, worker_pid)))
+
+
 def send_kill(worker: str, pid: int) -> None:
     """The last resort: ask ``worker`` to SIGKILL its pool child ``pid`` (the
     ``kill_pool_process`` remote-control command, by name: see workers/control.py)."""

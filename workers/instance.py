@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 import traceback
@@ -23,7 +24,7 @@ from typing import Any
 
 from flask import Flask
 
-from stashhog.control import StopCommand, control_channel
+from stashhog.control import StopCommand, control_channel, is_shutting_down
 from stashhog.daemons.base import BaseDaemon
 from stashhog.models import DesiredState
 from stashhog.services import lease
@@ -76,6 +77,7 @@ class DaemonInstance:
         self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self.sampler = ProcessSampler()
         self.limits = LimitWatch(self)
+        self.worker: str | None = None  # the worker's name, set by the runtime
 
     # -- the DaemonHost protocol -----------------------------------------------------------
     def emit_log(self, level: str, message: str) -> None:
@@ -384,9 +386,11 @@ class DaemonInstance:
                 loop.call_soon_threadsafe(self._on_control, command)
 
         def subscribed() -> None:
-            # A stop published before we listened is not replayed: read the row once.
+            # A stop published before we listened is not replayed: read the row once, and
+            # the worker's shutting-down mark (a shutdown's stop leaves the row as it is).
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(lambda: self._spawn(self._check_desired()))
+                loop.call_soon_threadsafe(lambda: self._spawn(self._check_shutdown()))
 
         watcher = ControlWatcher(self.app.config["REDIS_URL"], control_channel(self.daemon_id),
                                  deliver, subscribed)  # fmt: skip
@@ -408,6 +412,23 @@ class DaemonInstance:
             self.request_stop("superseded by a newer generation", fenced=True)
         elif row.desired_state == DesiredState.STOPPED:
             self.request_stop("desired state is STOPPED")
+
+    async def _check_shutdown(self) -> None:
+        if self.worker is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        # The worker's main process set the mark: a prefork child's parent, or (solo) itself.
+        def marked_now() -> bool:
+            return any(is_shutting_down(self.worker, pid) for pid in (os.getppid(), os.getpid()))
+
+        try:
+            marked = await loop.run_in_executor(None, self._with_app, marked_now)
+        except Exception:
+            logger.warning("could not read the worker's shutdown mark", exc_info=True)
+            return
+        if marked:
+            self._on_control(StopCommand(self.generation, shutdown=True))
 
     def _on_control(self, command: StopCommand) -> None:
         if command.applies_to(self.generation):

@@ -92,6 +92,7 @@ class DaemonRuntime:
         self.claimed = True
         runs.open_run(self.daemon_id, self.generation, self.hostname, os.getpid())
         instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
+        instance.worker = self.hostname
         instance.lease_confirmed_at, instance.db_confirmed_at = self.lease_sent, claim_sent
         instance.stop_reason = self.early_stop
         self.instance = instance

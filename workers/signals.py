@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 
 import redis
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
@@ -13,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select
 
-from stashhog.control import send_stop
+from stashhog.control import mark_shutting_down, send_stop
 from stashhog.database import dispose_engine_after_fork
 from stashhog.extensions import db
 from stashhog.models import Daemon
@@ -64,6 +65,9 @@ def stop_local_daemons(sender=None, **_kwargs) -> None:
 
     hostname = str(sender)
     with celery.flask_app.app_context():
+        # First the mark, for an instance not yet listening when its stop is published (a
+        # start a moment before the shutdown: it would run on and hold the shutdown up).
+        mark_shutting_down(hostname, os.getpid())
         query = select(Daemon.id, Daemon.generation).where(
             Daemon.worker == hostname,
             Daemon.status.in_(list(RUNNING_STATES)),
