@@ -112,8 +112,9 @@ def client(app, role_tokens):
 
 
 @pytest.fixture
-def anonymous(app):
-    """A test client with no credentials at all."""
+def anonymous(app, role_tokens):
+    """A test client with no credentials at all (the role users exist, so it can sign in
+    as one: ``role_tokens`` creates them)."""
     return app.test_client()
 
 
