@@ -4,12 +4,20 @@ of a stop, in this process, writing to the real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sqlalchemy import select
 
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
-from workers.log_pipeline import DROP_WARNING, FINAL_GRACE, LINE_OVERHEAD, LogPipeline
+from stashhog.services.daemon_logs import publish_log_lines
+from workers.log_pipeline import (
+    DROP_WARNING,
+    FINAL_GRACE,
+    LINE_OVERHEAD,
+    MIN_FLUSH_GAP,
+    LogPipeline,
+)
 
 
 def stored(daemon_id) -> list[DaemonLog]:
@@ -18,10 +26,10 @@ def stored(daemon_id) -> list[DaemonLog]:
     return list(db.session.scalars(query))
 
 
-def run_with_flusher(app, daemon, scenario, **caps) -> LogPipeline:
+def run_with_flusher(app, daemon, scenario, call_db=None, **caps) -> LogPipeline:
     """Run ``scenario(pipeline)`` beside the pipeline's flusher, as an instance does."""
 
-    async def call_db(fn, *args, **kwargs):
+    async def run_in_thread(fn, *args, **kwargs):
         def run():
             with app.app_context():
                 return fn(*args, **kwargs)
@@ -29,7 +37,7 @@ def run_with_flusher(app, daemon, scenario, **caps) -> LogPipeline:
         return await asyncio.to_thread(run)
 
     async def main() -> LogPipeline:
-        pipeline = LogPipeline(daemon.id, daemon.generation, call_db, **caps)
+        pipeline = LogPipeline(daemon.id, daemon.generation, call_db or run_in_thread, **caps)
         flusher = asyncio.create_task(pipeline.run(lambda: None))
         try:
             await asyncio.wait_for(scenario(pipeline), 20)
@@ -71,6 +79,7 @@ def test_past_the_byte_cap_lines_are_dropped(app, make_daemon):
         for _ in range(25):
             pipeline.emit("INFO", text)
         await pipeline.wait_flushed()
+        await pipeline.wait_flushed()  # the warning, queued once the first write made room
 
     pipeline = run_with_flusher(app, daemon, scenario, max_bytes=10 * (100 + LINE_OVERHEAD))
     rows = stored(daemon.id)
@@ -133,3 +142,135 @@ def test_the_buffer_caps_come_from_the_environment():
     assert defaults["LOG_BUFFER_BYTES"] == 32 * 1024 * 1024
     settings = load_config({"STASHHOG_LOG_BUFFER_LINES": "1234", "STASHHOG_LOG_BUFFER_BYTES": "5"})
     assert (settings["LOG_BUFFER_LINES"], settings["LOG_BUFFER_BYTES"]) == (1234, 5)
+
+
+def recording_call_db(app, writes: list, fail_after_commit: int = 0):
+    """A ``call_db`` that records (loop time, lines) of each write; the first
+    ``fail_after_commit`` writes commit and then raise, as when the commit reply is lost."""
+    failures = [fail_after_commit]
+
+    async def call_db(fn, *args):
+        def run():
+            with app.app_context():
+                return fn(*args)
+
+        result = await asyncio.to_thread(run)
+        if fn is publish_log_lines:
+            return result  # a large batch's publishing, after its write
+        writes.append((asyncio.get_running_loop().time(), len(args[-1])))
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise ConnectionError("server closed the connection unexpectedly")
+        return result
+
+    return call_db
+
+
+def run_recorded(app, daemon, scenario, writes: list, **options) -> LogPipeline:
+    return run_with_flusher(app, daemon, scenario, recording_call_db(app, writes, **options))
+
+
+def test_an_idle_pipeline_writes_a_line_at_once(app, make_daemon):
+    daemon = make_daemon(generation=1)
+    writes, delays = [], []
+
+    async def scenario(pipeline):
+        loop = asyncio.get_running_loop()
+        for number in range(5):
+            await asyncio.sleep(0.05)  # idle: nothing pending, no write in flight
+            emitted = loop.time()
+            pipeline.emit("INFO", f"line {number}")
+            await pipeline.wait_flushed()
+            delays.append(writes[-1][0] - emitted)
+
+    run_recorded(app, daemon, scenario, writes)
+    assert [r.message for r in stored(daemon.id)] == [f"line {n}" for n in range(5)]
+    assert [size for _at, size in writes] == [1] * 5
+    # The fixed 100 ms tick this replaced made that ~50 ms on average, up to 100 ms.
+    assert sorted(delays)[2] < 0.03 and max(delays) < 0.09, delays
+
+
+def test_under_load_lines_gather_into_large_batches(app, make_daemon):
+    daemon = make_daemon(generation=1)
+    writes = []
+
+    async def scenario(pipeline):
+        for number in range(30_000):
+            pipeline.emit("INFO", f"line {number}")
+            if number % 100 == 99:
+                await asyncio.sleep(0)  # the flusher runs between emits, as in a daemon
+        await pipeline.wait_flushed()
+
+    run_recorded(app, daemon, scenario, writes)
+    assert len(stored(daemon.id)) == 30_000
+    assert sum(size for _at, size in writes) == 30_000
+    assert len(writes) < 60 and max(size for _at, size in writes) >= 2000, writes
+
+
+def test_a_steady_trickle_costs_at_most_one_write_per_flush_gap(app, make_daemon):
+    daemon = make_daemon(generation=1)
+    writes, span = [], []
+
+    async def scenario(pipeline):
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for number in range(300):  # about 1,000 lines/s
+            pipeline.emit("INFO", f"line {number}")
+            await asyncio.sleep(0.001)
+        await pipeline.wait_flushed()
+        span.append(loop.time() - began)
+
+    run_recorded(app, daemon, scenario, writes)
+    assert len(stored(daemon.id)) == 300
+    # One write (and one published event) per line would be ~300 writes.
+    assert len(writes) <= span[0] / MIN_FLUSH_GAP + 2, (len(writes), span)
+
+
+def test_a_batch_retried_after_a_lost_commit_reply_is_stored_once(app, make_daemon):
+    daemon = make_daemon(generation=1)
+    writes = []
+
+    async def scenario(pipeline):
+        for number in range(50):
+            pipeline.emit("INFO", f"line {number}")
+        await pipeline.wait_flushed()
+        pipeline.emit("INFO", "after the retry")
+        await pipeline.wait_flushed()
+
+    pipeline = run_recorded(app, daemon, scenario, writes, fail_after_commit=1)
+    rows = stored(daemon.id)
+    assert [r.message for r in rows] == [*(f"line {n}" for n in range(50)), "after the retry"]
+    assert [r.seq for r in rows] == list(range(1, 52))
+    assert len(writes) >= 3 and pipeline.dropped == 0  # the first write was made twice
+
+
+def test_batches_are_published_in_order_while_the_next_is_written(app, make_daemon):
+    import json
+
+    from stashhog.events import EventType, event_channel, get_redis
+
+    daemon = make_daemon(generation=1)
+    with app.app_context():
+        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(event_channel(EventType.DAEMON_LOG, daemon.id))
+    writes = []
+
+    async def scenario(pipeline):
+        for number in range(20_000):
+            pipeline.emit("INFO", f"line {number}")
+            if number % 500 == 499:
+                await asyncio.sleep(0)
+        await pipeline.wait_flushed()
+
+    run_recorded(app, daemon, scenario, writes)
+    seqs, ids = [], []
+    deadline = time.monotonic() + 10
+    while len(seqs) < 20_000 and time.monotonic() < deadline:
+        if (message := pubsub.get_message(timeout=0.5)) is not None:
+            lines = json.loads(message["data"])["lines"]
+            seqs += [line["seq"] for line in lines]
+            ids += [line["id"] for line in lines]
+    pubsub.close()
+    assert len(writes) > 1
+    assert seqs == list(range(1, 20_001))
+    assert ids == [row.id for row in stored(daemon.id)]

@@ -1,5 +1,12 @@
 """The log pipeline of one daemon instance: ``emit`` never blocks; a flusher writes batches
-to the database (one statement each) at least every 100 ms and publishes them.
+to the database (one COPY each) and publishes each while the next one is written, so the
+database and this process work at the same time.
+
+The flusher writes as soon as lines wait and the previous write has ended: a line emitted
+while the pipeline is idle goes out at once (live latency), and lines emitted during a write
+go out together in the next one (batches grow with the load, for throughput). Writes start
+at least ``MIN_FLUSH_GAP`` apart, so a daemon logging 1,000 lines/s costs about a hundred
+writes and published events a second, not one per line, for every live viewer to receive.
 
 Lines keep their order: one flush at a time, and a batch that failed for a passing database
 error goes back to the front of the queue. A fenced instance drops its lines: it must not
@@ -22,14 +29,23 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from stashhog.services.daemon_logs import LogLine, write_log_batch
+from stashhog.services.daemon_logs import (
+    LogLine,
+    publish_log_lines,
+    store_log_batch,
+    write_log_batch,
+)
 from stashhog.services.fencing import Fenced
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.1
-# Wake the flusher early when this many lines wait, so a burst goes out in large batches.
-EAGER_FLUSH_LINES = 5000
+# Writes (and so published events) start at least this far apart: at most a hundred a
+# second per daemon for the relay to fan out, each line at most this late.
+MIN_FLUSH_GAP = 0.01
+# A batch this large is published while the next one is written (the database and this
+# process then work at once); a smaller one is stored and published in one call, one thread
+# hop instead of three (live latency).
+OVERLAP_LINES = 1000
 MAX_BATCH = 50_000
 # A batch should take about this long at the measured write rate: big enough to be cheap
 # per line, small enough that a stop (or close) waits at most this long for one in flight.
@@ -78,8 +94,10 @@ class LogPipeline:
         self._rate = INITIAL_RATE
         self._wake = asyncio.Event()
         self._closing = False
+        self._idle = False  # the flusher waits for lines: the next emit() wakes it
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._publishing: asyncio.Future | None = None
 
     # -- the daemon's side -----------------------------------------------------------------
     def emit(self, level: str, message: str) -> None:
@@ -95,8 +113,8 @@ class LogPipeline:
             self._drop()
             return
         self._append(level, message, size)
-        if len(self.pending) >= EAGER_FLUSH_LINES and not self._waking and self._loop is not None:
-            self._waking = True  # once per flush: a call per line cost a third of emit()
+        if self._idle and not self._waking and self._loop is not None:
+            self._waking = True  # once per idle spell: a call per line cost a third of emit()
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def wait_flushed(self) -> None:
@@ -131,36 +149,40 @@ class LogPipeline:
 
     # -- the flusher -----------------------------------------------------------------------
     async def run(self, on_fenced: Callable[[], None]) -> None:
-        """Flush until ``close()``; the caller drains once more afterwards. Not to be
-        cancelled: a write cancelled in flight still commits in its thread, and a later
-        batch could overtake it."""
-        self._loop = asyncio.get_running_loop()
+        """Write batch after batch until ``close()``; the caller drains once more afterwards.
+        Not to be cancelled: a write cancelled in flight still commits in its thread, and a
+        later batch could overtake it."""
+        self._loop = loop = asyncio.get_running_loop()
+        began = -MIN_FLUSH_GAP
         while not self._closing:
-            try:
-                async with asyncio.timeout(FLUSH_INTERVAL):  # not wait_for: see BaseDaemon.sleep
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            self._idle = True  # before looking: a line emitted from now on wakes us
+            if not self.pending:
+                await self._wake.wait()
+            self._idle = False
             self._wake.clear()
             self._waking = False
+            if (gap := began + MIN_FLUSH_GAP - loop.time()) > 0:
+                await asyncio.sleep(gap)
+            if self._closing or not self.pending:
+                continue
+            began = loop.time()
             try:
-                await self.flush()
+                await self._write_batch(self._batch_size(began, None))
             except Fenced:
+                await self.settle()
                 on_fenced()
                 return
+        await self.settle()
 
     def close(self) -> None:
         """Finish the batch in flight, then return from ``run()``."""
         self._closing = True
         self._wake.set()
 
-    async def flush(self, deadline: float | None = None) -> None:
-        """Write everything pending, batch by batch, until ``deadline`` (loop time) or,
-        without a deadline, until ``close()``."""
+    async def flush(self, deadline: float) -> None:
+        """Write everything pending, batch by batch, until ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
-        while self.pending:
-            if (loop.time() >= deadline) if deadline is not None else self._closing:
-                return
+        while self.pending and loop.time() < deadline:
             if not await self._write_batch(self._batch_size(loop.time(), deadline)):
                 return
 
@@ -169,11 +191,15 @@ class LogPipeline:
         return max(1, min(len(self.pending), MAX_BATCH, int(self._rate * seconds)))
 
     async def _write_batch(self, size: int) -> bool:
-        """Write the next ``size`` lines; False after a passing error (they are kept)."""
+        """Store the next ``size`` lines and publish them (a large batch while the next one
+        is stored); False after a passing error (the lines are kept)."""
         batch = [self.pending.popleft() for _ in range(size)]
         began = time.monotonic()
+        if small := size < OVERLAP_LINES:
+            await self.settle()  # it publishes too: after the batch before it
         try:
-            await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
+            write = write_log_batch if small else store_log_batch
+            ids = await self.call_db(write, self.daemon_id, self.generation, batch)
         except Fenced:
             self.discarded += self._discard(batch) + self._discard(self.pending)
             raise
@@ -184,10 +210,31 @@ class LogPipeline:
             return False
         self._measure(len(batch), time.monotonic() - began)
         self.written += len(batch)
-        self._release(batch)
+        if small:
+            self._published(batch)
+        else:
+            await self.settle()  # events in order, and at most two batches held in memory
+            self._publishing = asyncio.ensure_future(self._publish(batch, ids))
+        return True
+
+    async def _publish(self, batch: list[LogLine], ids: dict[int, int]) -> None:
+        try:
+            await self.call_db(publish_log_lines, self.daemon_id, self.generation, batch, ids)
+        except Exception:  # pub/sub is best effort: the lines are stored
+            logger.exception("could not publish log lines")
+        finally:
+            self._published(batch)
+
+    def _published(self, batch: list[LogLine]) -> None:
+        self._release(batch)  # written and published: wait_flushed() returns
         if self._unreported and self._has_room(1, LINE_OVERHEAD + 64):
             self._report_drops()  # room is back, and the daemon may have gone quiet
-        return True
+
+    async def settle(self) -> None:
+        """Wait for the batch being published, if any."""
+        if self._publishing is not None:
+            await self._publishing
+            self._publishing = None
 
     def _measure(self, lines: int, seconds: float) -> None:
         # Small batches are mostly per-statement overhead and would understate the rate.
@@ -223,6 +270,7 @@ class LogPipeline:
         deadline = max(deadline, loop.time() + FINAL_GRACE)
         while self.pending and loop.time() < deadline:
             await self.flush(deadline)
+        await self.settle()
         # A drop warning given up on is owed again, in the warning written last.
         owed = [self._warnings[line.seq] for line in self.pending if line.seq in self._warnings]
         unwritten = self._discard(self.pending) - len(owed)
