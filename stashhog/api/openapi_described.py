@@ -30,12 +30,31 @@ class SystemHealthQueue(Described):
     error: str | None = None
 
 
+class WorkerSlots(Described):
+    busy: int = Field(description="Slots running a daemon (its lease held).")
+    slots: int = Field(description="The worker's pool size (max-concurrency).")
+
+
+class DaemonSlots(Described):
+    busy: int
+    slots: int
+    full: bool = Field(description="No slot is free: a new start ends ERROR, saying so.")
+    workers: dict[str, WorkerSlots] = Field(description="By daemons worker.")
+
+
 class SystemHealth(Described):
     status: Literal["ok", "unhealthy"]
     failing: list[str] = Field(description='Failing parts: "database", "redis", "queue:jobs"…')
+    warnings: list[str] = Field(
+        description='Conditions that leave the system ready, such as "daemons workers are '
+        'full (4 of 4 slots busy)": running daemons are fine, new starts fail.'
+    )
     database: SystemHealthPart
     redis: SystemHealthPart
     queues: dict[str, SystemHealthQueue] = Field(description="The daemons and jobs queues.")
+    daemon_slots: DaemonSlots | None = Field(
+        description="The daemons workers' slots; null until their pool sizes are known."
+    )
 
 
 class SystemLiveness(Described):

@@ -98,6 +98,9 @@ class DaemonOut(Out):
 
 class DaemonList(Out):
     daemons: list[DaemonOut]
+    total: int = Field(description="How many daemons there are (over every page).")
+    limit: int | None = Field(description="The page size asked for; null: every daemon.")
+    offset: int = Field(description="How many daemons, by name, come before this page.")
 
 
 class DaemonAction(Out):

@@ -39,9 +39,13 @@ class Health(NamedTuple):
 
 
 def heartbeat_interval(row: Any) -> float:
-    """The daemon's effective ``heartbeat_interval`` (stored over defaults)."""
+    """The daemon's effective ``heartbeat_interval`` (stored over defaults). A configuration
+    that does not set it has its type's default: read without validating the whole
+    configuration, which took most of the time of listing 1,000 daemons."""
     try:
         schema = get_daemon_class(row.type).Config
+        if "heartbeat_interval" not in (row.configuration or {}):
+            return schema.model_fields["heartbeat_interval"].default
         return validate_configuration(schema, row.configuration).heartbeat_interval
     except (UnknownDaemonType, ConfigurationError):
         return DaemonConfig.model_fields["heartbeat_interval"].default
@@ -64,28 +68,31 @@ def depends_on_lease(row: Any) -> bool:
     return row.desired_state == DesiredState.RUNNING and row.status == DaemonStatus.RUNNING
 
 
-def daemon_health(row: Any, lease: int | None, now: datetime) -> Health:
-    """Healthy, unhealthy (with the reason) or stopped; ``lease`` is the holding generation."""
+def daemon_health(
+    row: Any, lease: int | None, now: datetime, deadline: datetime | None = None
+) -> Health:
+    """Healthy, unhealthy (with the reason) or stopped; ``lease`` is the holding generation;
+    ``deadline``: ``heartbeat_deadline(row)`` when the caller knows it already."""
     if row.desired_state != DesiredState.RUNNING:
         return Health(STOPPED, _stopped_reason(row))
     if row.status == DaemonStatus.ERROR:
         return Health(UNHEALTHY, f"ended in error: {row.last_error or 'unknown error'}")
     if row.status == DaemonStatus.STARTING:
-        if now <= heartbeat_deadline(row):
+        if now <= (deadline or heartbeat_deadline(row)):
             return Health(HEALTHY, "starting")
         waited = (now - row.updated_at).total_seconds()
         return Health(UNHEALTHY, f"no worker has started it after {waited:.0f}s")
     if row.status != DaemonStatus.RUNNING:
         return Health(UNHEALTHY, f"should be running but is {row.status}")
-    return _running_health(row, lease, now)
+    return _running_health(row, lease, now, deadline or heartbeat_deadline(row))
 
 
-def _running_health(row: Any, lease: int | None, now: datetime) -> Health:
+def _running_health(row: Any, lease: int | None, now: datetime, deadline: datetime) -> Health:
     if lease is None:
         return Health(UNHEALTHY, "no live instance: its lease has expired")
     if lease != row.generation:
         return Health(UNHEALTHY, f"lease held by generation {lease}, not {row.generation}")
-    if now > heartbeat_deadline(row):
+    if now > deadline:
         beat = row.last_heartbeat or row.started_at or row.updated_at
         silent = (now - beat).total_seconds()
         interval = heartbeat_interval(row)
@@ -111,18 +118,29 @@ def present(row: Any, lease: int | None, now: datetime) -> dict[str, Any]:
     """The daemon as the API and the events show it: the row's fields plus ``health``,
     ``health_reason``, ``heartbeat_deadline``, ``uptime_seconds`` and ``waiting_for`` (what
     it depends on that is not ready, while it should run and does not)."""
+    return {**stored_fields(row), **live_fields(row, lease, now)}
+
+
+def stored_fields(row: Any) -> dict[str, Any]:
+    """The part of ``present`` that only the row decides (the same until the row changes)."""
+    return {**daemon_to_dict(row), "heartbeat_deadline": iso(heartbeat_deadline(row))}
+
+
+def live_fields(
+    row: Any, lease: int | None, now: datetime, deadline: datetime | None = None
+) -> dict[str, Any]:
+    """The part of ``present`` that the lease and the clock decide (``deadline`` as for
+    ``daemon_health``)."""
     # Here, not at the top: the dependency graph reads health verdicts from this module.
     from stashhog.services.daemon_dependencies import waiting_for, waiting_line
 
-    health = daemon_health(row, lease, now)
+    health = daemon_health(row, lease, now, deadline)
     waiting = waiting_for(row, lease, now)
     if waiting and health.state == UNHEALTHY:
         health = Health(UNHEALTHY, waiting_line(waiting))
     return {
-        **daemon_to_dict(row),
         "health": health.state,
         "health_reason": health.reason,
-        "heartbeat_deadline": iso(heartbeat_deadline(row)),
         "uptime_seconds": uptime_seconds(row, now),
         "waiting_for": waiting,
     }

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import psutil
 from flask import current_app
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Float, Uuid, column, select, text
 from sqlalchemy.engine import Row
 
 from stashhog.control import send_kill
@@ -108,14 +108,16 @@ def publish_breach(daemon_id: Any, breach: Breach) -> None:
 # -- the supervisor's side -------------------------------------------------------------------
 
 
-def enforce(row: Row, alive: bool, now: datetime, note) -> bool:
+def enforce(row: Row, alive: bool, now: datetime, note, latest: list[dict] | None = None) -> bool:
     """Act on a RUNNING instance's breach its runtime did not answer: no newer sample for
     the grace while its lease lives, or its lease expired (a loop blocked past LEASE_TTL
     renews none) with its process perhaps still holding the memory. ``note(row, level,
-    message)`` writes the supervisor's log line. True when it acted."""
+    message)`` writes the supervisor's log line; ``latest``: its samples, as
+    ``latest_samples`` read them for the whole pass (else read here). True when it acted."""
     if row.status != DaemonStatus.RUNNING or not has_limits(row):
         return False
-    latest = _latest_samples(row)
+    if latest is None:
+        latest = _latest_samples(row)
     breach = find_breach(row, latest)
     if breach is None or (alive and not _unanswered(row, latest[-1]["id"], now)):
         return False
@@ -149,14 +151,57 @@ def kill_for_limit(row: Row, reason: str, action: str) -> None:
                   **values)  # fmt: skip
 
 
-def _latest_samples(row: Row) -> list[dict]:
-    query = (
+def enforced(rows: list[Row]) -> list[Row]:
+    """The rows ``enforce`` reads samples of: RUNNING, desired RUNNING, with a limit."""
+    return [row for row in rows if row.status == DaemonStatus.RUNNING
+            and row.desired_state == DesiredState.RUNNING and has_limits(row)]  # fmt: skip
+
+
+def latest_samples(rows: list[Row]) -> dict[Any, list[dict]]:
+    """``_latest_samples`` of every row (by id) in one query: on PostgreSQL a LATERAL join
+    (the newest CPU_WINDOW samples of each instance); elsewhere one query a row. A pass at
+    1,000 limited daemons otherwise made 1,000 queries."""
+    if not rows:
+        return {}
+    if db.engine.dialect.name != "postgresql":
+        return {row.id: _latest_samples(row) for row in rows}
+    params = {"ids": [str(row.id) for row in rows], "window": CPU_WINDOW,
+              "generations": [row.generation for row in rows]}  # fmt: skip
+    found: dict[Any, list[dict]] = {row.id: [] for row in rows}
+    with db.engine.connect() as conn:
+        for sample in conn.execute(_LATEST, params):
+            found[sample.daemon_id].append(
+                {"id": sample.id, "rss": sample.rss, "cpu_percent": sample.cpu_percent}
+            )
+    return found
+
+
+# Arrays, not a VALUES list: SQLAlchemy compiled a 500-row VALUES afresh each pass (45 ms).
+_LATEST = text("""
+SELECT wanted.daemon_id, newest.id, newest.rss, newest.cpu_percent
+FROM unnest(CAST(:ids AS uuid[]), CAST(:generations AS bigint[])) AS wanted(daemon_id, generation)
+CROSS JOIN LATERAL (
+    SELECT id, rss, cpu_percent FROM daemon_metrics
+    WHERE daemon_id = wanted.daemon_id AND resolution = 0 AND generation = wanted.generation
+    ORDER BY id DESC LIMIT :window
+) AS newest
+ORDER BY wanted.daemon_id, newest.id
+""").columns(column("daemon_id", Uuid), column("id", BigInteger), column("rss", BigInteger),
+             column("cpu_percent", Float))  # fmt: skip
+
+
+def _samples_query(daemon_id: Any, generation: Any):
+    return (
         select(metrics.c.id, metrics.c.rss, metrics.c.cpu_percent)
-        .where(metrics.c.daemon_id == row.id, metrics.c.resolution == 0)
-        .where(metrics.c.generation == row.generation)
+        .where(metrics.c.daemon_id == daemon_id, metrics.c.resolution == 0)
+        .where(metrics.c.generation == generation)
         .order_by(metrics.c.id.desc())
         .limit(CPU_WINDOW)
     )
+
+
+def _latest_samples(row: Row) -> list[dict]:
+    query = _samples_query(row.id, row.generation)
     with db.engine.connect() as conn:
         return [dict(sample._mapping) for sample in reversed(conn.execute(query).all())]
 

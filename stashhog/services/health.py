@@ -27,6 +27,7 @@ from sqlalchemy import text
 from stashhog.celery_app import get_celery
 from stashhog.events import get_redis
 from stashhog.extensions import db
+from stashhog.services.daemon_capacity import current_capacity
 
 REQUIRED_QUEUES = ("daemons", "jobs")
 # Seconds workers get to reply to an inspection.
@@ -39,6 +40,9 @@ INSPECTION_MISSES = 2
 INSPECTION_WAIT = 6.0
 # An answer older than this means the inspection is stuck (e.g. publishing to a lost broker).
 INSPECTION_STALE = 15.0
+# Seconds a worker's pool size (``stats``: max-concurrency) is reused; asked again sooner
+# when a worker appears. A second broadcast, so not on every inspection.
+SLOTS_MAX_AGE = 30.0
 
 
 def liveness() -> dict[str, Any]:
@@ -50,6 +54,8 @@ def liveness() -> dict[str, Any]:
 class Answer:
     queues: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    # Pool size (max-concurrency) by worker, as last asked (see SLOTS_MAX_AGE).
+    slots: dict[str, int] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -64,6 +70,8 @@ class WorkerInspection:
         # What each worker last said it consumes, and how many inspections in a row it missed.
         self.consumed: dict[str, list[str]] = {}
         self.misses: dict[str, int] = {}
+        self.slots: dict[str, int] = {}
+        self.slots_at = float("-inf")
         conf = celery.conf
         # Celery's control mailbox minus its producer pool: publishing then uses a producer
         # on our own connection's channel, so no pool is touched at all.
@@ -103,6 +111,14 @@ class WorkerInspection:
             raise TimeoutError(f"the worker inspection has not finished for {INSPECTION_STALE}s")
         return answer.queues
 
+    def last_answer(self) -> Answer | None:
+        """The newest good answer younger than INSPECTION_STALE, without asking (never
+        blocks: the supervisor's pass reads this under its lock)."""
+        answer = self.answer
+        if answer is None or answer.error or time.monotonic() - answer.at > INSPECTION_STALE:
+            return None
+        return answer
+
     def _fresh(self) -> bool:
         answer = self.answer
         return answer is not None and time.monotonic() - answer.at < INSPECTION_MAX_AGE
@@ -137,7 +153,26 @@ class WorkerInspection:
         for worker, names in replied.items():
             for name in names:
                 queues.setdefault(name, []).append(worker)
-        return Answer(queues=queues)
+        return Answer(queues=queues, slots=self._pool_sizes(replied))
+
+    def _pool_sizes(self, workers: dict[str, list[str]]) -> dict[str, int]:
+        """max-concurrency by worker: asked when SLOTS_MAX_AGE passed or a worker appeared;
+        a failed ask keeps the last sizes (health then reports no capacity, not an error)."""
+        stale = time.monotonic() - self.slots_at > SLOTS_MAX_AGE
+        if stale or not set(workers) <= set(self.slots):
+            try:
+                replies = self.mailbox(self.connection).multi_call(
+                    "stats", timeout=INSPECTION_TIMEOUT
+                )
+                stats = flatten_reply(replies or []) or {}
+                self.slots = {**self.slots, **{
+                    worker: int(reply.get("pool", {}).get("max-concurrency") or 1)
+                    for worker, reply in stats.items()
+                }}  # fmt: skip
+                self.slots_at = time.monotonic()
+            except Exception:  # the next inspection asks again
+                self.slots_at = float("-inf")
+        return {worker: self.slots[worker] for worker in workers if worker in self.slots}
 
     def _disconnect(self) -> None:
         connection, self.connection = self.connection, None
@@ -193,10 +228,29 @@ def check_queues(redis_ok: bool) -> dict[str, Any]:
     }
 
 
+def check_daemon_slots(queues: dict[str, Any]) -> dict[str, Any] | None:
+    """Busy and total slots of the daemons workers; None when unknown (no worker, no
+    answer yet, or the database or Redis unreachable: reported as such already)."""
+    if not queues["daemons"]["ok"]:
+        return None
+    try:
+        capacity = current_capacity(worker_inspection().last_answer())
+    except Exception:
+        return None
+    return capacity.as_dict() if capacity.workers else None
+
+
 def system_health() -> dict[str, Any]:
+    """Readiness (``failing`` makes it unhealthy) and ``warnings`` that leave it ready,
+    such as every daemons worker slot busy: running daemons are fine, new starts fail."""
     database = check_database()
     redis_state = check_redis()
     queues = check_queues(redis_state["ok"])
+    slots = check_daemon_slots(queues)
+    warnings = []
+    if slots is not None and slots["full"]:
+        warnings.append(f"daemons workers are full ({slots['busy']} of {slots['slots']} "
+                        "slots busy)")  # fmt: skip
     failing = [
         name for name, part in (("database", database), ("redis", redis_state)) if not part["ok"]
     ]
@@ -204,7 +258,9 @@ def system_health() -> dict[str, Any]:
     return {
         "status": "ok" if not failing else "unhealthy",
         "failing": failing,
+        "warnings": warnings,
         "database": database,
         "redis": redis_state,
         "queues": queues,
+        "daemon_slots": slots,
     }

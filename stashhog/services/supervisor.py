@@ -32,12 +32,13 @@ from stashhog.models import (
 )
 from stashhog.models.enums import LIVE_STATES, RUNNING_STATES, RunOutcome
 from stashhog.observability import alerts, runs
-from stashhog.services import daemon_control, daemon_limits
+from stashhog.services import daemon_capacity, daemon_control, daemon_limits
 from stashhog.services import daemon_dependencies as dependencies
 from stashhog.services.clock import read_now
 from stashhog.services.daemon_logs import write_supervisor_log
 from stashhog.services.daemon_queries import all_daemon_rows, find_daemon_row
 from stashhog.services.daemon_state import change_daemon
+from stashhog.services.health import worker_inspection
 from stashhog.services.lease import lease_holders, lease_remaining
 
 daemons = Daemon.__table__
@@ -47,6 +48,9 @@ BACKOFF_CAP = 300.0
 # A queued start that no worker took within this long is reported and dispatched again
 # (a Redis restart loses queued messages; stale copies exit at once by generation).
 DISPATCH_TIMEOUT = timedelta(seconds=10)
+# A start pending this long makes the pass want the daemons workers' capacity (one
+# inspection after the pass, outside its lock), so it is known by DISPATCH_TIMEOUT.
+CAPACITY_WANTED = DISPATCH_TIMEOUT / 2
 # Without a pass for this long, the cluster counts as (re)started: auto_start applies.
 CLUSTER_IDLE = timedelta(seconds=30)
 # The pass lock lapses this long after it was last extended (before each daemon): a
@@ -59,6 +63,8 @@ LOCK_TTL = 2.0
 class PassReport:
     actions: list[str] = field(default_factory=list)
     booted: bool = False
+    starts: daemon_capacity.StartCheck = field(default_factory=daemon_capacity.StartCheck)
+    samples: dict = field(default_factory=dict)  # daemon_limits.latest_samples of the pass
 
     def note(self, row: Row, level: str, message: str) -> None:
         self.actions.append(f"{row.name}: {message}")
@@ -72,13 +78,17 @@ def reconcile() -> PassReport | None:
     if not lock.acquire():
         return None
     try:
-        return _pass(redis, lock)
+        report = _pass(redis, lock)
     except LockError:
         current_app.logger.warning("supervisor pass lock lapsed; the pass stopped acting")
         return PassReport(actions=["pass lock lapsed: stopped acting"])
     finally:
         with contextlib.suppress(LockError, RedisError):
             lock.release()
+    if report.starts.wants_inspection:
+        with contextlib.suppress(Exception):  # unanswered: overdue starts are re-dispatched
+            worker_inspection().workers_by_queue()  # cached: a broadcast at most every 2 s
+    return report
 
 
 def _pass(redis, lock) -> PassReport:
@@ -97,6 +107,11 @@ def _pass(redis, lock) -> PassReport:
     now = read_now()  # rows' updated_at is the database's time: compare on that clock
     graph = dependencies.Graph(rows)
     left = lease_remaining(graph.needed())
+    report.starts = daemon_capacity.check_starts(
+        rows, holders, lambda row: now - row.updated_at > CAPACITY_WANTED,
+        worker_inspection().last_answer,
+    )  # fmt: skip
+    report.samples = daemon_limits.latest_samples(daemon_limits.enforced(rows))
     for row in rows:
         lock.reacquire()  # LockNotOwnedError: another supervisor may act now
         waiting = dependencies.waiting_in(graph, holders, row, now, left)
@@ -167,7 +182,7 @@ def reconcile_daemon(
     if row.desired_state == DesiredState.RUNNING:
         if in_grace and not alive and row.status == DaemonStatus.RUNNING:
             return  # its lease may come back: see reconcile()
-        if daemon_limits.enforce(row, alive, now, report.note):
+        if daemon_limits.enforce(row, alive, now, report.note, report.samples.get(row.id)):
             return  # a resource limit its runtime did not enforce: killed
         _towards_running(row, alive, now, report, waiting)
     else:
@@ -188,10 +203,16 @@ def _towards_running(
         runs.close_run(row.id, row.generation, RunOutcome.WORKER_LOST)
         daemon_control.start_daemon(row.id, operator=False)
     elif row.status == DaemonStatus.STARTING and not alive:
-        if now - row.updated_at > DISPATCH_TIMEOUT:
+        overdue = now - row.updated_at > DISPATCH_TIMEOUT
+        if reason := report.starts.reason(row, overdue):
+            if daemon_capacity.fail_start(row, reason):
+                report.note(row, LogLevel.ERROR, f"{reason} (its queued task is withdrawn)")
+        elif overdue:
             report.note(row, LogLevel.WARNING, "no worker on the daemons queue took the start "
                         f"within {DISPATCH_TIMEOUT.seconds}s: dispatching again")  # fmt: skip
-            daemon_control.start_daemon(row.id, operator=False)
+            again = daemon_control.start_daemon(row.id, operator=False)["daemon"]
+            if again["generation"] != row.generation:
+                daemon_capacity.note_redispatch(row.id, row.generation, again["generation"])
     elif row.status == DaemonStatus.ERROR and not alive:
         _restart_crashed(row, now, report)
     elif row.status == DaemonStatus.STOPPING and alive and now - row.updated_at > _stop_deadline():

@@ -1,5 +1,6 @@
 // System health on every page: a banner when /api/health names a failing part (no worker on
-// a queue, Redis or the database unreachable). Polled, since health is not an event.
+// a queue, Redis or the database unreachable), or a warning (every daemons worker slot busy).
+// Polled, since health is not an event.
 
 import { url } from "./api.js";
 import { $, setText } from "./dom.js";
@@ -21,15 +22,20 @@ export function watchSystemHealth() {
     } catch {
       report = { failing: ["web"] };
     }
-    show(report.failing || []);
+    show(report.failing || [], report.warnings || []);
   };
   check();
   setInterval(check, POLL_MS);
 }
 
-function show(failing) {
+function show(failing, warnings) {
   const banner = $("#health-banner");
-  banner.hidden = failing.length === 0;
-  const text = failing.map((part) => PARTS[part] || `${part} is failing`).join("; ");
-  setText($(".text", banner), `System problem: ${text}.`);
+  banner.hidden = failing.length === 0 && warnings.length === 0;
+  banner.classList.toggle("error", failing.length > 0);
+  const problems = failing.map((part) => PARTS[part] || `${part} is failing`).join("; ");
+  const text = [
+    problems && `System problem: ${problems}.`,
+    warnings.length && `Warning: ${warnings.join("; ")}: new daemons cannot start.`,
+  ];
+  setText($(".text", banner), text.filter(Boolean).join(" "));
 }

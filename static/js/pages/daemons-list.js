@@ -1,4 +1,9 @@
 // /daemons: a card per daemon, kept live by daemon_status and daemon_update events.
+//
+// At 1,000 daemons every heartbeat is an event (about 100 a second): a change only marks its
+// card, and one render per animation frame paints the marked cards, the summary and the
+// dependency view once. Cards off screen skip layout and paint (content-visibility), and
+// only cards on screen tick every second and fetch their sparkline.
 
 import { api, url } from "../api.js";
 import { $, h, icon, replaceChildren, setText } from "../dom.js";
@@ -19,37 +24,89 @@ import { sparkline } from "../observability-tabs.js";
 import { confirmAction, onTick, startShell, toast, withBusy } from "../shell.js";
 
 const SPARK_MS = 15_000;
+const CARD_HEIGHT_PX = 260; // a card's size until it is first laid out (content-visibility)
 
 const cards = new Map();
 const grid = $("#daemon-cards");
 const lookup = (id) => store.items.get(id);
 const dependencyView = new DependencyView($("#daemon-deps"), lookup);
+const pending = { changed: new Map(), added: [], frame: 0 };
 const store = new DaemonStore(
   (daemon, isNew) => {
-    const before = cards.get(daemon.id)?.daemon;
-    if (isNew) addCard(daemon);
-    cards.get(daemon.id).update(daemon);
-    paintDependents(daemon.id);
-    const moved = !before || before.name !== daemon.name || JSON.stringify(before.depends_on) !== JSON.stringify(daemon.depends_on);
-    if (moved) dependencyView.refresh();
-    else if (before.status !== daemon.status) dependencyView.paint();
-    paintSummary();
+    if (!pending.changed.has(daemon.id)) pending.changed.set(daemon.id, cards.get(daemon.id)?.daemon);
+    if (isNew) pending.added.push(daemon.id);
+    scheduleRender();
   },
   (id) => {
-    cards.get(id)?.node.remove();
+    const card = cards.get(id);
+    if (card) {
+      visible.delete(card);
+      seen.unobserve(card.node);
+      card.node.remove();
+    }
     cards.delete(id);
+    pending.changed.delete(id);
     $("#daemons-empty").hidden = cards.size > 0;
     dependencyView.refresh();
     paintSummary();
   },
 );
 
+function scheduleRender() {
+  if (!pending.frame) pending.frame = requestAnimationFrame(render);
+}
+
+/** Everything the events of one frame changed, painted once. */
+function render() {
+  const { changed, added } = pending;
+  pending.changed = new Map();
+  pending.added = [];
+  pending.frame = 0;
+  addCards(added.filter((id) => store.items.has(id)));
+  let moved = false;
+  let statusMoved = false;
+  const dependedOn = new Set();
+  for (const [id, before] of changed) {
+    const daemon = store.items.get(id);
+    const card = cards.get(id);
+    if (!daemon || !card) continue;
+    card.update(daemon);
+    moved ||= !before || before.name !== daemon.name || JSON.stringify(before.depends_on) !== JSON.stringify(daemon.depends_on);
+    if (before && before.status !== daemon.status) {
+      statusMoved = true;
+      dependedOn.add(id);
+    }
+  }
+  paintDependents(dependedOn);
+  if (moved) dependencyView.refresh();
+  else if (statusMoved) dependencyView.paint();
+  if (changed.size) paintSummary();
+}
+
 // A daemon's status shows on the "needs" line of the cards of the daemons that need it.
-function paintDependents(id) {
+function paintDependents(ids) {
+  if (!ids.size) return;
   for (const card of cards.values()) {
-    if (card.daemon?.depends_on?.includes(id)) paintNeeds(card.needs, card.daemon, lookup);
+    if (card.daemon?.depends_on?.some((id) => ids.has(id))) paintNeeds(card.needs, card.daemon, lookup);
   }
 }
+
+// Cards on screen (or near it): the ones that tick and draw a sparkline.
+const visible = new Set();
+const seen = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries) {
+      const card = entry.target.card;
+      if (!entry.isIntersecting) visible.delete(card);
+      else if (!visible.has(card)) {
+        visible.add(card);
+        card.tick(Date.now());
+        if (Date.now() - card.sparkAt > SPARK_MS) card.drawSpark();
+      }
+    }
+  },
+  { rootMargin: "200px" },
+);
 
 class DaemonCard {
   constructor(daemon) {
@@ -69,6 +126,7 @@ class DaemonCard {
     this.type = h("span.card-type");
     this.spark = h("canvas.sparkline", { width: 120, height: 24, "aria-label": "Memory, last 15 minutes" });
     this.alert = h("a.card-alert", { href: url("/alerts"), hidden: true });
+    this.sparkAt = 0;
     this.node = h(
       "article.card.panel",
       { dataset: { daemonId: daemon.id } },
@@ -87,6 +145,14 @@ class DaemonCard {
       ),
       h("div.card-toggles", {}, this.autoStart.label, this.enabled.label),
     );
+    this.node.card = this;
+    this.node.style.contentVisibility = "auto";
+    this.node.style.containIntrinsicSize = `auto ${CARD_HEIGHT_PX}px`;
+  }
+
+  drawSpark() {
+    this.sparkAt = Date.now();
+    sparkline(this.spark, this.id).catch(() => {});
   }
 
   toggle(text, field) {
@@ -131,15 +197,30 @@ class DaemonCard {
   }
 }
 
-function addCard(daemon) {
-  const card = new DaemonCard(daemon);
-  cards.set(daemon.id, card);
-  $("#daemons-empty").hidden = true;
+/** New cards, in name order among the others: one pass over the grid for the lot. */
+function addCards(ids) {
+  if (!ids.length) return;
   for (const node of grid.querySelectorAll(".skeleton")) node.remove();
-  const after = [...cards.values()]
-    .filter((other) => other !== card && other.daemon)
-    .find((other) => other.daemon.name.localeCompare(daemon.name) > 0);
-  grid.insertBefore(card.node, after ? after.node : null);
+  $("#daemons-empty").hidden = true;
+  const byName = (a, b) => a.daemon.name.localeCompare(b.daemon.name);
+  const fresh = ids.map((id) => {
+    const card = new DaemonCard(store.items.get(id));
+    card.daemon = store.items.get(id);
+    cards.set(id, card);
+    seen.observe(card.node);
+    return card;
+  });
+  fresh.sort(byName);
+  const placed = [...grid.children].map((node) => node.card).filter(Boolean);
+  if (!placed.length || byName(placed[placed.length - 1], fresh[0]) <= 0) {
+    grid.append(...fresh.map((card) => card.node)); // the first load: all in one append
+    return;
+  }
+  let next = 0;
+  for (const card of fresh) {
+    while (next < placed.length && byName(placed[next], card) <= 0) next += 1;
+    grid.insertBefore(card.node, placed[next]?.node ?? null);
+  }
 }
 
 function paintSummary() {
@@ -153,7 +234,9 @@ function paintSummary() {
 
 async function load() {
   try {
-    const { daemons } = await api("/api/daemons");
+    // no-cache: not a list built before this page's live subscription (the server reuses
+    // one for a fraction of a second for pollers).
+    const { daemons } = await api("/api/daemons", { headers: { "Cache-Control": "no-cache" } });
     for (const daemon of daemons) store.put(daemon);
     store.keepOnly(new Set(daemons.map((daemon) => daemon.id)));
     if (!daemons.length) {
@@ -204,14 +287,16 @@ live.on("alert_update", () => {
 // Firing alerts on their daemons' cards; each card's memory sparkline, redrawn now and then.
 async function paintAlerts() {
   const { alerts } = await api("/api/alerts?status=firing&limit=1000");
+  const byDaemon = new Map();
+  for (const alert of alerts) byDaemon.set(alert.daemon_id, [...(byDaemon.get(alert.daemon_id) || []), alert]);
   for (const card of cards.values()) {
-    const mine = alerts.filter((alert) => alert.daemon_id === card.id);
+    const mine = byDaemon.get(card.id) || [];
     card.alert.hidden = !mine.length;
     setText(card.alert, mine.map((alert) => alert.message).join(" · "));
   }
 }
 function drawSparklines() {
-  for (const card of cards.values()) sparkline(card.spark, card.id).catch(() => {});
+  for (const card of visible) card.drawSpark();
 }
 setTimeout(() => {
   paintAlerts().catch(() => {});
@@ -219,7 +304,7 @@ setTimeout(() => {
 }, 500);
 setInterval(drawSparklines, SPARK_MS);
 onTick((now) => {
-  for (const card of cards.values()) if (card.daemon) card.tick(now);
+  for (const card of visible) if (card.daemon) card.tick(now);
 });
 for (const button of document.querySelectorAll("[data-bulk]")) {
   button.addEventListener("click", () => bulk(button.dataset.bulk, button));
