@@ -15,7 +15,14 @@ from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource
 
-from stashhog.settings import EMBEDDED_DATABASE_URI, ROOT, Form, Settings, is_process_setting
+from stashhog.settings import (
+    DAEMON_CONCURRENCY_BY_POOL,
+    EMBEDDED_DATABASE_URI,
+    ROOT,
+    Form,
+    Settings,
+    is_process_setting,
+)
 
 __all__ = ["EMBEDDED_DATABASE_URI", "ROOT", "Settings", "SettingsError", "load_config"]
 
@@ -195,3 +202,12 @@ def require_secret_key(settings: dict) -> None:
         " output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) or write"
         f" a key to {SECRET_KEY_FILE}; `make run` creates that file when neither exists."
     )
+
+
+def daemons_worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """DAEMON_POOL and DAEMON_CONCURRENCY for the Procfile's daemons line, as the settings
+    read them from ``env``; the concurrency by pool when unset (4 processes, 200 threads).
+    ``make run`` and the container entry both pass these to the line."""
+    model = settings_model(dict(env), None)
+    slots = model.DAEMON_CONCURRENCY or DAEMON_CONCURRENCY_BY_POOL[model.DAEMON_POOL]
+    return {"DAEMON_POOL": model.DAEMON_POOL, "DAEMON_CONCURRENCY": str(slots)}

@@ -72,6 +72,8 @@ def main(argv: list[str]) -> int:
     env = config.environment()
     commands = procfile_commands()
     if len(argv) == 1 and argv[0] in commands:
+        if argv[0] == "daemons":  # the pool's default concurrency, as `make run` gives it
+            env.update(config.daemons_worker_env(env))
         os.execvpe("/bin/sh", ["/bin/sh", "-c", f"exec {commands[argv[0]]}"], env)
     os.execvpe(argv[0], argv, env)
     return 127  # not reached: exec replaces this process or raises

@@ -3,10 +3,20 @@ default (WAL and a busy timeout, since web, workers and beat write at once)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.pool import NullPool
 
 from stashhog import models  # noqa: F401  (registers the tables on db.metadata)
 from stashhog.config import ROOT
@@ -23,6 +33,58 @@ PG_CONNECT_ARGS = {
     "keepalives_interval": 2,
     "keepalives_count": 2,
 }
+
+
+# PostgreSQL's refusals when it has no connection slot left, and the process pool's own limit.
+EXHAUSTION_MARKS = (
+    "too many clients",
+    "remaining connection slots are reserved",
+    "too many connections for",  # a role's or a database's CONNECTION LIMIT
+    "QueuePool limit",
+)
+# How long a caller waits in all for a connection before DatabaseBusy (retry_exhausted).
+DB_BUSY_BUDGET = 10.0
+
+
+class DatabaseBusy(RuntimeError):
+    """No database connection could be had within the budget: PostgreSQL refused for lack
+    of slots ("too many clients") or the process's pool stayed full. The cause is the last
+    refusal; ``attempts`` and ``waited`` say how long it was tried."""
+
+    def __init__(self, cause: BaseException, attempts: int, waited: float) -> None:
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+        super().__init__(f"database connections exhausted: {first} "
+                         f"(tried {attempts} times over {waited:.1f}s)")  # fmt: skip
+        self.attempts, self.waited = attempts, waited
+
+
+def is_exhaustion(exc: BaseException) -> bool:
+    """A refusal for lack of connections (worth retrying), not any other database error."""
+    if isinstance(exc, sa.exc.TimeoutError):  # the pool's checkout timed out
+        return True
+    return isinstance(exc, sa.exc.OperationalError) and any(
+        mark in str(exc) for mark in EXHAUSTION_MARKS
+    )
+
+
+def retry_exhausted(fn: Callable[..., Any], *args: Any, budget: float = DB_BUSY_BUDGET,
+                    **kwargs: Any) -> Any:  # fmt: skip
+    """``fn(*args, **kwargs)``, retried with backoff (0.05 s doubling to 1 s) while the
+    database has no connection for it; past ``budget`` seconds, DatabaseBusy. Any other
+    error is the caller's, at once."""
+    started, pause, attempts = time.monotonic(), 0.05, 0
+    while True:
+        attempts += 1
+        try:
+            return fn(*args, **kwargs)
+        except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:
+            waited = time.monotonic() - started
+            if not is_exhaustion(exc):
+                raise
+            if waited + pause > budget:
+                raise DatabaseBusy(exc, attempts, waited) from exc
+            time.sleep(pause)
+            pause = min(1.0, pause * 2)
 
 
 def init_app(app: Flask) -> None:
@@ -54,3 +116,103 @@ def dispose_engine_after_fork(app: Flask) -> None:
     """A forked child must not share its parent's pooled connections."""
     with app.app_context():
         db.engine.dispose(close=False)
+
+
+class ConnectionSlots:
+    """At most ``count`` database connections open at once across all the processes of one
+    daemons worker (its prefork children): a connection holds a slot, a POSIX record lock
+    on one byte of an unlinked file the worker made before forking, from its connect to its
+    close. The kernel drops the locks of a process that dies, so a child killed mid-call
+    leaks none (and an unlinked file leaves nothing to clean up). A slot not had within the
+    timeout raises ``sqlalchemy.exc.TimeoutError`` (``retry_exhausted`` retries it, then
+    DatabaseBusy)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._file = tempfile.TemporaryFile()  # inherited by the forked children
+        self._pid = os.getpid()
+        self._held: set[int] = set()  # record locks are per process: threads must not share
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout: float) -> int:
+        deadline, pause = time.monotonic() + timeout, 0.002
+        while (slot := self._try()) is None:
+            if time.monotonic() >= deadline:
+                raise sa.exc.TimeoutError(
+                    f"QueuePool limit: all {self.count} connection slots of this worker in use"
+                    f" for {timeout:g}s"
+                )
+            time.sleep(pause)
+            pause = min(0.05, pause * 2)
+        return slot
+
+    def _try(self) -> int | None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child holds none of its parent's
+                self._pid, self._held = os.getpid(), set()
+            first = random.randrange(self.count)  # spread the children over the slots
+            for n in (*range(first, self.count), *range(first)):
+                if n in self._held:
+                    continue
+                try:
+                    fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, n)
+                except OSError:  # EAGAIN or EACCES: another process holds it
+                    continue
+                self._held.add(n)
+                return n
+        return None
+
+    def release(self, slot: int) -> None:
+        with self._lock:
+            if slot in self._held:
+                fcntl.lockf(self._file, fcntl.LOCK_UN, 1, slot)
+                self._held.discard(slot)
+
+
+def _hold_slots(engine: sa.engine.Engine, slots: ConnectionSlots, timeout: float) -> None:
+    @event.listens_for(engine, "do_connect")
+    def connect_in_a_slot(dialect, record, cargs, cparams):
+        slot = slots.acquire(timeout)
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except BaseException:
+            slots.release(slot)
+            raise
+        record.info["slot"] = slot
+        return connection
+
+    @event.listens_for(engine, "close")
+    def free_the_slot(_dbapi_connection, record):
+        slot = record.info.pop("slot", None)
+        if slot is not None:
+            slots.release(slot)
+
+
+def use_worker_pool(app: Flask, *, pool_size: int | None, timeout: float = 1.0,
+                    slots: ConnectionSlots | None = None) -> None:  # fmt: skip
+    """Replace the process's engine with one for a daemons worker (PostgreSQL only).
+
+    ``pool_size=None``: no pool (NullPool), for a prefork child running one daemon: a
+    connection lives for one call, so 200 idle children hold none (a pooled idle connection
+    each would take 200 of PostgreSQL's 100 slots). Otherwise a pool of exactly that many
+    connections shared by the process's threads, and a checkout waits at most ``timeout``
+    (then ``sqlalchemy.exc.TimeoutError``, which ``retry_exhausted`` retries): a bound, never
+    an unbounded queue. ``slots``: the bound shared with the worker's other processes. The
+    parent's pooled connections are left to the parent (fork)."""
+    with app.app_context():
+        old = db.engine
+        if old.dialect.name != "postgresql":
+            old.dispose(close=False)
+            return
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        if pool_size is None:
+            options.pop("pool_pre_ping", None)  # a fresh connection each time: nothing to ping
+            options["poolclass"] = NullPool
+        else:
+            options.update(pool_size=pool_size, max_overflow=0, pool_timeout=timeout)
+        # Flask-SQLAlchemy makes its engines at init_app; its mapping is where it reads them.
+        engine = sa.create_engine(old.url, **options)
+        if slots is not None:
+            _hold_slots(engine, slots, timeout)
+        db.engines[None] = engine  # type: ignore[index]
+        old.dispose(close=False)

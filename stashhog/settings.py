@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +82,10 @@ def process_setting(default: Any, env: str, meaning: str, **field: Any) -> Any:
     """A setting of the processes (the Procfile, ``make run``, the containers), not of the
     Flask config."""
     return setting(default, env, meaning, process=True, **field)
+
+
+# DAEMON_CONCURRENCY when unset, by DAEMON_POOL.
+DAEMON_CONCURRENCY_BY_POOL = {"prefork": 4, "threads": 200}
 
 
 class Settings(BaseSettings):
@@ -252,10 +256,22 @@ class Settings(BaseSettings):
     PORT: Port = process_setting(5000, "PORT", "the web process's port")
     FLOWER_PORT: Port = process_setting(5555, "FLOWER_PORT", "Flower's port")
     WEB_WORKERS: Count = process_setting(1, "WEB_WORKERS", "gunicorn worker processes")
-    DAEMON_CONCURRENCY: Count = process_setting(
-        4,
+    DAEMON_POOL: Annotated[Literal["prefork", "threads"], Form("prefork or threads")] = (
+        process_setting(
+            "prefork",
+            "DAEMON_POOL",
+            "the daemons worker's pool for `make run`: `prefork`, a process per daemon"
+            " (isolation: a stuck daemon is killed alone, memory and CPU limits apply), or"
+            " `threads`, every daemon a thread of one process (high density, about 1,000 on"
+            " 2 cores; no per-daemon limits, and a daemon stuck in its stop restarts its"
+            " worker)",
+        )
+    )
+    DAEMON_CONCURRENCY: Count | None = process_setting(
+        None,
         "DAEMON_CONCURRENCY",
         "pool slots of a daemons worker, i.e. how many daemons one worker can run",
+        shown="4 (prefork), 200 (threads)",
     )
     JOB_CONCURRENCY: Count = process_setting(2, "JOB_CONCURRENCY", "pool slots of a jobs worker")
     CELERY_BEAT_SCHEDULE: Annotated[str, Form("a file path")] = process_setting(

@@ -10,6 +10,8 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from stashhog.database import DatabaseBusy
+from stashhog.services.daemon_capacity import describe_start_failure, record_start_failure
 from workers import control, signals  # noqa: F401  (remote control command, signal handlers)
 from workers.runtime import DaemonRuntime
 
@@ -38,6 +40,15 @@ def run_daemon(self, daemon_id: str, generation: int) -> str:
     )
     try:
         return runtime.run()
+    except (DatabaseBusy, MemoryError) as exc:
+        if runtime.claimed:
+            raise
+        # No connection (or memory) for this start, after retries: the supervisor ends it
+        # in ERROR with this reason (the row cannot be written from here).
+        reason = describe_start_failure(exc, runtime.hostname)
+        logger.error("daemon %s generation %s %s", daemon_id, generation, reason)
+        record_start_failure(daemon_id, int(generation), reason)
+        return "not started"
     except OperationalError:
         if runtime.claimed:
             raise

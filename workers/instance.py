@@ -1,6 +1,9 @@
 """One running daemon instance: the host a ``BaseDaemon`` talks to, and the asyncio program
-that runs it beside lease renewal, heartbeat (with the process sample and its resource
-limits: workers/limits.py), stop watcher, log flusher and job monitor.
+that runs it beside its lease watch (workers/self_fencing.py), heartbeat (with the process
+sample and its resource limits: workers/limits.py), log flusher and job monitor. What every
+instance of the worker process shares (control subscriber, lease renewer, database threads:
+workers/process_services.py) is the same in a prefork child (one instance) and a threads
+worker (up to a thousand, each its own Celery task and event loop in a pool thread).
 
 A stop has one deadline, ``STOP_TIMEOUT`` from the moment it is requested: cancelling
 ``run()``, ``on_stop()`` and the final log flush all share it, and the lines still unwritten
@@ -12,47 +15,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import math
 import signal
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 
-from stashhog.control import StopCommand, control_channel, is_shutting_down
 from stashhog.daemons.base import BaseDaemon
 from stashhog.models import DesiredState
-from stashhog.services import lease
 from stashhog.services.fencing import Fenced
-from workers.control_watcher import ControlWatcher
-from workers.instance_rows import read_ownership, record_heartbeat
+from workers.instance_control import ControlListener
+from workers.instance_rows import record_heartbeat
 from workers.job_tracker import JobTracker
 from workers.limits import LimitWatch
 from workers.log_pipeline import LogPipeline
+from workers.process_services import THREADS, ProcessServices, services_for
 from workers.sampler import ProcessSampler
+from workers.self_fencing import SelfFencing
 
 logger = logging.getLogger(__name__)
 JOB_POLL_INTERVAL = 0.5
 # The dropped-lines count changes with every line under overload: write it at most this often.
 DROPPED_WRITE_INTERVAL = 1.0
-# Self-fencing across hosts. The lease is ours until (send time of the last renewal Redis
-# confirmed) + TTL, on this host's monotonic clock; the instance stops this fraction of the
-# TTL before that, so it has ended before a successor can take over. No wall clock is used.
-LEASE_MARGIN = 1 / 6
-# Without one database call completing within this fraction of the TTL, the instance gives
-# its lease up: a host cut off from PostgreSQL cannot write, so another should run it. (A
-# liveness decision only: what it writes is fenced by generation either way.)
-DB_GRACE = 5 / 6
 
 
-class DaemonInstance:
-    def __init__(self, app: Flask, daemon_id: uuid.UUID, generation: int, ttl: float) -> None:
+class DaemonInstance(SelfFencing, ControlListener):
+    def __init__(self, app: Flask, daemon_id: uuid.UUID, generation: int, ttl: float,
+                 services: ProcessServices | None = None) -> None:  # fmt: skip
         self.app, self.daemon_id, self.generation, self.ttl = app, daemon_id, generation, ttl
+        # Shared by every instance of this worker process: workers/process_services.py.
+        self.services = services or services_for(app, "local")
         self.stop_timeout = app.config["STOP_TIMEOUT"]
         self.logs = LogPipeline(
             daemon_id, generation, self.call_db,
@@ -73,10 +71,16 @@ class DaemonInstance:
         # database call completed (the runtime sets both at its claim).
         self.lease_confirmed_at = self.db_confirmed_at = time.monotonic()
         self.stepped_down: str | None = None  # "lease" or "database": why it gave up
-        self._probing, self._probed_at = False, 0.0
-        self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
-        self.sampler = ProcessSampler()
-        self.limits = LimitWatch(self)
+        # When the event loop last ran _watch_lease: the process's renewer renews the lease
+        # only while the loop is alive (workers/lease_renewer.py).
+        self.loop_tick = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()  # the heartbeat has something to write, or must end
+        # A threads worker's process is every daemon's: no sample to call this one's
+        # (workers/limits.py says what that means for its limits).
+        shared = self.services.pool == THREADS
+        self.sampler = None if shared else ProcessSampler()
+        self.limits = LimitWatch(self, enforced=not shared)
         self.worker: str | None = None  # the worker's name, set by the runtime
 
     # -- the DaemonHost protocol -----------------------------------------------------------
@@ -86,6 +90,7 @@ class DaemonInstance:
     def set_status_line(self, text: str | None) -> None:
         if text != self._status_line and self.limits.breach is None:  # a breach's reason stays
             self._status_line, self._status_dirty = text, True
+            self._wake.set()
 
     async def flush_logs(self) -> None:
         await self.logs.wait_flushed()
@@ -96,14 +101,24 @@ class DaemonInstance:
         return self.logs.dropped + self.unwritten
 
     async def call_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run blocking database work in a thread, in an app context of its own."""
-        return await asyncio.to_thread(self._in_app_context, fn, args, kwargs)
-
-    def _in_app_context(self, fn, args, kwargs):
-        with self.app.app_context():
-            result = fn(*args, **kwargs)
+        """Run blocking database work on the process's bounded database threads, in an app
+        context of its own; retried while no connection can be had, then DatabaseBusy."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self.services.db, self.services.run_db, fn, args, kwargs
+        )
         self.db_confirmed_at = time.monotonic()
         return result
+
+    def _with_app(self, fn, *args):
+        with self.app.app_context():
+            return fn(*args)
+
+    async def _call_redis(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A Redis call of this instance's own, on the process's Redis threads: never behind
+        database calls (on a slow link those took every thread, and a lease lapsed)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.services.redis, self._with_app, fn, *args)
 
     # -- stopping --------------------------------------------------------------------------
     def request_stop(self, reason: str, *, shutdown: bool = False, fenced: bool = False,
@@ -117,6 +132,7 @@ class DaemonInstance:
         self.shutdown |= shutdown
         self.fenced |= fenced
         self.stop_event.set()
+        self._wake.set()
 
     def _set_deadline(self) -> float:
         if self.stop_deadline is None:
@@ -129,8 +145,12 @@ class DaemonInstance:
     # -- the program -----------------------------------------------------------------------
     async def main(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
         """Returns "stopped", "returned", "crashed" or "fenced"."""
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM received")
+        loop = self._loop = asyncio.get_running_loop()
+        # A signal handler needs the main thread: a prefork child's. In a threads worker the
+        # worker's own shutdown (workers/signals.py) and the control channel stop daemons.
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM received")
         try:
             if self.stop_reason:  # a SIGTERM arrived before the handler was installed
                 self._set_deadline()
@@ -141,22 +161,23 @@ class DaemonInstance:
             self._count_unwritten()
             return "fenced" if self.fenced else outcome
         finally:
-            self._lease_thread.shutdown(wait=False)
             # Closing the loop would leave SIGTERM at SIG_DFL, and a late revoke would then
             # kill the process before its final status is written: use a plain handler.
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _late_sigterm)
+            if in_main:
+                loop.remove_signal_handler(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, _late_sigterm)
 
     async def _supervised(self, daemon: BaseDaemon, heartbeat_interval: float) -> str:
         """Drive the daemon beside the stop watcher and the helper coroutines."""
         watcher = self._start_watcher(asyncio.get_running_loop())
+        self.loop_tick = time.monotonic()
+        self.services.leases.add(self)
         flusher = asyncio.create_task(
             self.logs.run(lambda: self.request_stop("fenced", fenced=True))
         )
         helpers = [
             asyncio.create_task(coro)
             for coro in (
-                self._renew_lease(),
                 self._watch_lease(),
                 self._heartbeat(heartbeat_interval),
                 self._monitor_jobs(),
@@ -165,7 +186,11 @@ class DaemonInstance:
         try:
             return await self._drive(daemon)
         finally:
-            watcher.stop()
+            watcher.close()
+            # Off the loop: it waits for a renewal in flight (workers/lease_renewer.py).
+            await asyncio.get_running_loop().run_in_executor(
+                self.services.redis, self.services.leases.remove, self
+            )
             for task in helpers:
                 task.cancel()
             if self.stepped_down == "database":
@@ -234,88 +259,6 @@ class DaemonInstance:
             else:
                 daemon.log_exception(f"on_stop() failed: {exc!r}")
 
-    # -- helper coroutines -----------------------------------------------------------------
-    async def _renew_lease(self) -> None:
-        # A fixed cadence from each send, not a pause after each reply: on a slow link a
-        # reply's delay would otherwise be added to the gap between confirmed sends, and two
-        # slow replies in a row (200 ms + one retransmission each) reached the self-fencing
-        # margin with a healthy lease.
-        interval = min(1.0, self.ttl / 3)
-        sent = time.monotonic()
-        while True:
-            await asyncio.sleep(max(0.0, sent + interval - time.monotonic()))
-            if self.stepped_down:
-                return
-            sent = time.monotonic()
-            try:
-                ours = await self._lease_call(lease.renew_lease, self.ttl)
-            except Exception:
-                logger.warning("lease renewal failed; retrying", exc_info=True)
-                continue
-            if not ours:
-                self.request_stop("lease taken by a newer instance", fenced=True)
-                return
-            self.lease_confirmed_at = max(self.lease_confirmed_at, sent)
-
-    def _with_app(self, fn, *args):
-        with self.app.app_context():
-            return fn(*args)
-
-    async def _lease_call(self, fn, *args):
-        """``fn(daemon_id, generation, *args)`` on the lease's own thread: renewals never
-        wait behind database calls for a thread of the default executor (on a slow link
-        those took them all, and a healthy lease lapsed)."""
-        loop = asyncio.get_running_loop()
-        call = (self._with_app, fn, self.daemon_id, self.generation, *args)
-        return await loop.run_in_executor(self._lease_thread, *call)
-
-    def _database_lost(self, interval: float) -> bool:
-        """Probe the database when nothing reached it lately; past DB_GRACE without a
-        success, give the lease up (True: stop renewing)."""
-        now = time.monotonic()
-        silent = now - self.db_confirmed_at
-        if silent > self.ttl * DB_GRACE:
-            self.stepped_down = "database"
-            logger.warning("generation %d: database unreachable for %.1fs; giving the lease up",
-                           self.generation, silent)  # fmt: skip
-            self.request_stop(f"database unreachable for {silent:.1f}s",
-                              until=time.monotonic() + interval)  # fmt: skip
-            return True
-        if silent > interval and not self._probing and now - self._probed_at > interval / 2:
-            self._probing, self._probed_at = True, now
-            self._spawn(self._probe_database())
-        return False
-
-    async def _probe_database(self) -> None:
-        try:
-            await self._check_desired()
-        finally:
-            self._probing = False
-
-    async def _watch_lease(self) -> None:
-        """Stop before the lease can have expired in Redis unless a renewal sent later
-        was confirmed (Redis unreachable, or replies slower than the TTL); give it up when
-        the database is unreachable."""
-        interval = min(1.0, self.ttl / 3)
-        while True:
-            if self._database_lost(interval):
-                return
-            ends = self.lease_confirmed_at + self.ttl
-            now = time.monotonic()
-            if now >= ends - self.ttl * LEASE_MARGIN:
-                self.stepped_down = "lease"
-                logger.warning("generation %d: lease not confirmed for %.1fs; stopping",
-                               self.generation, now - self.lease_confirmed_at)  # fmt: skip
-                self.request_stop("lease not confirmed by Redis", until=ends)
-                return
-            await asyncio.sleep(min(0.1, ends - self.ttl * LEASE_MARGIN - now))
-
-    async def _release_lease(self) -> None:
-        try:
-            await self._lease_call(lease.release_lease)
-        except Exception:
-            logger.warning("could not release the lease; it expires by itself", exc_info=True)
-
     def _count_unwritten(self) -> None:
         """Lines this run never stored are counted in the worker's log too: a stop without
         the database cannot write the count anywhere else."""
@@ -327,25 +270,33 @@ class DaemonInstance:
     async def _heartbeat(self, interval: float) -> None:
         # Stops once a stop is requested, so a stop that overruns shows as a STOPPING row
         # that no longer changes (the supervisor escalates those to SIGKILL).
-        # A process sample is due every METRICS_INTERVAL and goes with a heartbeat.
-        elapsed = since_dropped = since_sample = 0.0
-        sample_every = self.app.config["METRICS_INTERVAL"]
+        # A process sample is due every METRICS_INTERVAL and goes with a heartbeat. It
+        # sleeps until something is due (a status line change or a stop wakes it): a
+        # thousand loops polling every 0.1 s cost a core.
+        loop = asyncio.get_running_loop()
+        sample_every = self.app.config["METRICS_INTERVAL"] if self.sampler else math.inf
+        beat_at = sample_at = dropped_at = loop.time()
         while not self.stop_event.is_set():
-            await asyncio.sleep(0.1)
-            elapsed += 0.1
-            since_dropped += 0.1
-            since_sample += 0.1
+            wake = min(beat_at + interval, sample_at + sample_every,
+                       loop.time() + DROPPED_WRITE_INTERVAL)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(wake):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self.stop_event.is_set():
+                return
+            now = loop.time()
             dropped_moved = self.logs.dropped != self._dropped_written
-            if dropped_moved and since_dropped >= DROPPED_WRITE_INTERVAL:
-                self._status_dirty, since_dropped = True, 0.0
-            sample_due = since_sample >= sample_every
-            if elapsed < interval and not self._status_dirty and not sample_due:
+            if dropped_moved and now - dropped_at >= DROPPED_WRITE_INTERVAL:
+                self._status_dirty, dropped_at = True, now
+            beat_due, sample_due = now >= beat_at + interval, now >= sample_at + sample_every
+            if not beat_due and not self._status_dirty and not sample_due:
                 continue
             values = self.status_values()
-            if elapsed >= interval or sample_due:
-                values["last_heartbeat"], elapsed = datetime.now(UTC), 0.0
-            sample = self.sampler.sample() if sample_due else None
-            since_sample = 0.0 if sample_due else since_sample
+            if beat_due or sample_due:
+                values["last_heartbeat"], beat_at = datetime.now(UTC), now
+            sample = self.sampler.sample() if sample_due and self.sampler else None
+            sample_at = now if sample_due else sample_at
             self._status_dirty = False
             await self._write_heartbeat(values, sample)
             if sample is not None:
@@ -380,59 +331,10 @@ class DaemonInstance:
         if row["desired_state"] == DesiredState.STOPPED:
             self.request_stop("desired state is STOPPED")
 
-    def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> ControlWatcher:
-        def deliver(command: StopCommand) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._on_control, command)
-
-        def subscribed() -> None:
-            # A stop published before we listened is not replayed: read the row once, and
-            # the worker's shutting-down mark (a shutdown's stop leaves the row as it is).
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(lambda: self._spawn(self._check_desired()))
-                loop.call_soon_threadsafe(lambda: self._spawn(self._check_shutdown()))
-
-        watcher = ControlWatcher(self.app.config["REDIS_URL"], control_channel(self.daemon_id),
-                                 deliver, subscribed)  # fmt: skip
-        watcher.start()
-        return watcher
-
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _check_desired(self) -> None:
-        try:
-            row = await self.call_db(read_ownership, self.daemon_id)
-        except Exception:
-            logger.warning("could not read the desired state", exc_info=True)
-            return
-        if row is None or row.generation != self.generation:
-            self.request_stop("superseded by a newer generation", fenced=True)
-        elif row.desired_state == DesiredState.STOPPED:
-            self.request_stop("desired state is STOPPED")
-
-    async def _check_shutdown(self) -> None:
-        if self.worker is None:
-            return
-        loop = asyncio.get_running_loop()
-
-        # The worker's main process set the mark: a prefork child's parent, or (solo) itself.
-        def marked_now() -> bool:
-            return any(is_shutting_down(self.worker, pid) for pid in (os.getppid(), os.getpid()))
-
-        try:
-            marked = await loop.run_in_executor(None, self._with_app, marked_now)
-        except Exception:
-            logger.warning("could not read the worker's shutdown mark", exc_info=True)
-            return
-        if marked:
-            self._on_control(StopCommand(self.generation, shutdown=True))
-
-    def _on_control(self, command: StopCommand) -> None:
-        if command.applies_to(self.generation):
-            self.request_stop(command.reason, shutdown=command.shutdown)
 
     async def _monitor_jobs(self) -> None:
         while True:

@@ -12,6 +12,11 @@ the value measured and the action, a ``daemon_limit`` event is published, and:
 - ``stop``: the same, with desired state STOPPED: it ends STOPPED, the reason in
   ``last_error`` and the status line.
 - ``warn``: nothing else; at most once every ``WARN_EVERY`` seconds.
+
+In a threads worker (``DAEMON_POOL=threads``) every daemon shares one process, whose memory
+and CPU cannot be told apart per daemon: no samples are taken, the limits are not enforced
+(neither here nor by the supervisor, which judges the samples), and a daemon with limits set
+says so once in its log (WARNING) and in the worker's log.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from stashhog.services.daemon_limits import (
     WARN_EVERY,
     Breach,
     find_breach,
+    has_limits,
     publish_breach,
 )
 from stashhog.services.daemon_state import change_daemon
@@ -37,11 +43,17 @@ if TYPE_CHECKING:
     from workers.instance import DaemonInstance
 
 logger = logging.getLogger(__name__)
+NOT_ENFORCED = (
+    "resource limits are not enforced: this daemon runs in a threads worker, whose one "
+    "process all its daemons share (memory and CPU cannot be told apart per daemon); run it "
+    "on a prefork worker (DAEMON_POOL=prefork) for max_memory_mb / max_cpu_percent"
+)
 
 
 class LimitWatch:
-    def __init__(self, instance: DaemonInstance) -> None:
-        self.instance = instance
+    def __init__(self, instance: DaemonInstance, *, enforced: bool = True) -> None:
+        self.instance, self.enforced = instance, enforced
+        self._said_not_enforced = False
         self.row: dict = {}  # the daemon as the last heartbeat write returned it
         self.samples: deque[dict] = deque(maxlen=CPU_WINDOW)
         self.breach: Breach | None = None  # the breach this instance is stopping for
@@ -49,6 +61,10 @@ class LimitWatch:
 
     def follow(self, row: dict) -> None:
         self.row = row
+        if not self.enforced and not self._said_not_enforced and has_limits(row):
+            self._said_not_enforced = True
+            self.instance.emit_log(LogLevel.WARNING, NOT_ENFORCED)
+            logger.warning("daemon %s: %s", self.instance.daemon_id, NOT_ENFORCED)
 
     async def observe(self, sample: dict) -> None:
         self.samples.append(sample)

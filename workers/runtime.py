@@ -2,7 +2,8 @@
 
 ``DaemonRuntime.run()`` takes the lease, claims the row for its generation, then drives the
 daemon's ``run()`` with ``asyncio.run`` beside its own coroutines: lease renewal, heartbeat,
-stop watcher, log flusher and job monitor. SIGTERM (from ``revoke(terminate=True)``) and a
+stop watcher, log flusher and job monitor. SIGTERM (from ``revoke(terminate=True)``, in a
+prefork child; a threads worker's daemons are pool threads, which no signal reaches) and a
 stop message on the control channel both become cancellation of ``run()``; ``on_stop()`` runs,
 the logs are flushed, the final status is written and the lease released.
 """
@@ -10,9 +11,11 @@ the logs are flushed, the final status is written and the lease released.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from sqlalchemy import select
 from stashhog.control import send_stop
 from stashhog.daemons import get_daemon_class
 from stashhog.daemons.config import validate_configuration
+from stashhog.database import retry_exhausted
 from stashhog.errors import ConfigurationError, UnknownDaemonType
 from stashhog.extensions import db
 from stashhog.models import Daemon, DaemonStatus, DesiredState, RestartPolicy
@@ -31,6 +35,7 @@ from stashhog.observability import runs
 from stashhog.services import lease
 from stashhog.services.daemon_state import change_daemon
 from workers.instance import DaemonInstance
+from workers.process_services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +53,15 @@ class DaemonRuntime:
         self.claimed = False  # the row was claimed: this instance ran (or runs)
 
     def run(self) -> str:
-        """Run the daemon until it stops; returns how it ended (for the task result/logs)."""
-        previous = signal.signal(signal.SIGTERM, self._early_sigterm)
+        """Run the daemon until it stops; returns how it ended (for the task result/logs).
+        Before the claim, a database without a free connection is waited for with backoff,
+        then ``stashhog.database.DatabaseBusy`` (never a start left hanging)."""
+        # Signals reach the main thread only: a prefork child's; a threads worker's daemons
+        # are stopped by the worker's shutdown hook and the control channel.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, self._early_sigterm) if in_main else None
         try:
-            row = self._load()
+            row = retry_exhausted(self._load)
             if not self._is_current(row):
                 self._finish_unstarted()
                 return "stale"
@@ -63,7 +73,8 @@ class DaemonRuntime:
             finally:
                 lease.release_lease(self.daemon_id, self.generation)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
 
     def _early_sigterm(self, _signum, _frame) -> None:
         # Until the event loop installs its handler; the instance checks this once it has.
@@ -79,7 +90,10 @@ class DaemonRuntime:
             self._write_final(DaemonStatus.ERROR, last_error=f"cannot start: {exc}")
             return "error"
         now, claim_sent = datetime.now(UTC), time.monotonic()
-        claimed = change_daemon(
+        # A lease that lapsed while this waited for a connection is renewed (retaken) right
+        # after (_renew_now); a newer generation meanwhile fails the claim.
+        claimed = retry_exhausted(
+            change_daemon,
             self.daemon_id, if_generation=self.generation,
             only_if={"desired_state": DesiredState.RUNNING},
             status=DaemonStatus.RUNNING, started_at=now, last_heartbeat=now, stopped_at=None,
@@ -90,15 +104,20 @@ class DaemonRuntime:
             self._finish_unstarted()
             return "stale"
         self.claimed = True
-        runs.open_run(self.daemon_id, self.generation, self.hostname, os.getpid())
-        instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl)
+        retry_exhausted(runs.open_run, self.daemon_id, self.generation, self.hostname, os.getpid())
+        services = services_for(self.app, self.hostname)
+        instance = DaemonInstance(self.app, self.daemon_id, self.generation, self.ttl, services)
         instance.worker = self.hostname
-        instance.lease_confirmed_at, instance.db_confirmed_at = self.lease_sent, claim_sent
+        instance.lease_confirmed_at, instance.db_confirmed_at = self._renew_now(), claim_sent
         instance.stop_reason = self.early_stop
         self.instance = instance
         daemon = daemon_class(instance, row.name, config)
         outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
         result = self._finish(instance, outcome, row.restart_policy)
+        # The row says how it ended: a successor may start now (the run record is this
+        # generation's own, and each write costs a connection of its own in a prefork child).
+        with contextlib.suppress(Exception):  # else run()'s own release tries again
+            lease.release_lease(self.daemon_id, self.generation)
         self._close_run(instance, outcome)
         return result
 
@@ -148,7 +167,8 @@ class DaemonRuntime:
     def _finish_unstarted(self) -> None:
         """Stopped before this instance ran: a stop that saw a lease (ours, or an older
         instance's) left the row STOPPING for us to finish, if it is still ours."""
-        change_daemon(
+        retry_exhausted(
+            change_daemon,
             self.daemon_id, if_generation=self.generation,
             only_if={"desired_state": DesiredState.STOPPED, "status": DaemonStatus.STOPPING},
             status=DaemonStatus.STOPPED, stopped_at=datetime.now(UTC),
@@ -156,7 +176,8 @@ class DaemonRuntime:
         )  # fmt: skip
 
     def _write_final(self, status: DaemonStatus, **values) -> None:
-        change_daemon(
+        retry_exhausted(
+            change_daemon,
             self.daemon_id, if_generation=self.generation, status=status,
             stopped_at=datetime.now(UTC), worker_pid=None, **values,
         )  # fmt: skip
@@ -190,6 +211,18 @@ class DaemonRuntime:
                 return False
             time.sleep(0.01)
         return True
+
+    def _renew_now(self) -> float:
+        """Renew once between the claim and the instance's start: a claim that waited for a
+        connection (200 children starting at once) would otherwise start the instance with
+        a lease near its self-fencing margin. The send time Redis confirmed."""
+        sent = time.monotonic()
+        try:
+            if lease.renew_lease(self.daemon_id, self.generation, self.ttl):
+                return sent
+        except Exception:  # the renewer and the lease watch take it from here
+            logger.warning("lease renewal after the claim failed", exc_info=True)
+        return self.lease_sent
 
     def _try_acquire(self) -> bool:
         sent = time.monotonic()

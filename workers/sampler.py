@@ -1,4 +1,5 @@
-"""Samples of the daemon instance's own process (the prefork child it runs in)."""
+"""Samples of the daemon instance's own process (the prefork child it runs in). A threads
+worker takes none: its process is every daemon's (workers/limits.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,12 @@
 """Worker process hooks: a frozen GC heap before the pool forks, fresh database connections
 after fork, and a graceful stop of the worker's own daemons on warm shutdown (a deploy), so
-the worker exits in seconds."""
+the worker exits in seconds.
+
+A daemons worker's pool decides how its processes share (workers/process_services.py): a
+threads worker (``-P threads``; no ``worker_process_init``, every daemon in the main process)
+gets a bounded shared database pool at ``worker_init``; a prefork child gets one without idle
+connections after fork. The shutdown hook is what stops a threads worker's daemons: signals
+reach the main thread only, so its daemons never see a SIGTERM themselves."""
 
 from __future__ import annotations
 
@@ -19,6 +25,11 @@ from stashhog.database import dispose_engine_after_fork
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.models.enums import RUNNING_STATES
+from workers import process_services
+from workers.threads import TaskPool as ThreadsTaskPool
+
+DAEMONS_QUEUE = "daemons"
+_daemons_worker = False  # set in the main process at worker_init; inherited by the children
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +43,32 @@ def freeze_before_fork(**_kwargs) -> None:
     gc.freeze()
 
 
+@worker_init.connect
+def choose_process_services(sender=None, **_kwargs) -> None:
+    """A daemons worker: which pool (``sender.pool_cls`` is still the name given, or a
+    class), for the process services and the database pool."""
+    global _daemons_worker
+    from celery import current_app as celery
+
+    queues = getattr(getattr(sender.app.amqp, "queues", None), "consume_from", None) or {}
+    _daemons_worker = DAEMONS_QUEUE in queues
+    if _daemons_worker:
+        pool = sender.pool_cls
+        name = pool if isinstance(pool, str) else f"{pool.__module__}.{pool.__name__}"
+        threads = name == "threads" or "concurrency.thread" in name or pool is ThreadsTaskPool
+        if threads:  # still before Celery resolves the pool: a terminate is not an error
+            sender.pool_cls = ThreadsTaskPool
+        process_services.worker_starting(celery.flask_app, "threads" if threads else "prefork")
+
+
 @worker_process_init.connect
 def reset_connections(sender=None, **_kwargs) -> None:
     from celery import current_app as celery
 
-    dispose_engine_after_fork(celery.flask_app)
+    if _daemons_worker:
+        process_services.child_starting(celery.flask_app)
+    else:
+        dispose_engine_after_fork(celery.flask_app)
     bound_redis_calls(celery.flask_app)
 
 
@@ -63,8 +95,13 @@ def stop_local_daemons(sender=None, **_kwargs) -> None:
     supervisor starts them again on a worker that is up."""
     from celery import current_app as celery
 
-    hostname = str(sender)
-    with celery.flask_app.app_context():
+    ask_local_daemons_to_stop(celery.flask_app, str(sender))
+
+
+def ask_local_daemons_to_stop(app, hostname: str) -> int:
+    """Mark this worker process shutting down, then publish a shutdown stop to each of its
+    daemons; returns how many."""
+    with app.app_context():
         # First the mark, for an instance not yet listening when its stop is published (a
         # start a moment before the shutdown: it would run on and hold the shutdown up).
         mark_shutting_down(hostname, os.getpid())
@@ -77,3 +114,4 @@ def stop_local_daemons(sender=None, **_kwargs) -> None:
             send_stop(daemon_id, generation, None, shutdown=True)
         db.session.remove()
     logger.info("asked %d local daemon(s) to stop for shutdown", len(local))
+    return len(local)

@@ -77,6 +77,7 @@ def child_env() -> dict[str, str]:
     settings = load_config()
     env["HOST"] = settings["HOST"]
     env["URL_PREFIX"] = normalise_prefix(settings["URL_PREFIX"])
+    env.update(config.daemons_worker_env(env))
     return env
 
 

@@ -1,7 +1,9 @@
 """Stopping daemons: one, or several in dependency order.
 
 Stopping sets the desired state, then sends the stop (``stashhog.control``: a message on the
-daemon's control channel, heard by any pool in milliseconds, and a revoke with SIGTERM). An
+daemon's control channel, heard by any pool in milliseconds, and a revoke with SIGTERM, which
+only a prefork child receives: in a threads worker the message alone stops the daemon, and
+one that overruns restarts its worker, see workers/control.py). An
 operator's stop of a daemon first stops what depends on it (``daemon_dependencies``), in waves:
 those that nothing running needs first, and each wave once the one before has stopped (up to
 the stop timeout). ``stop_only`` is the supervisor's: this daemon alone.

@@ -46,6 +46,20 @@ def renew_lease(daemon_id: object, generation: int, ttl: float) -> bool:
     return bool(result)
 
 
+def renew_leases(leases: list[tuple[object, int]], ttl: float) -> list[bool]:
+    """``renew_lease`` for many ``(daemon_id, generation)`` pairs in one pipeline (one round
+    trip): a worker process renews all its instances' leases at once. Each answer is that
+    lease's alone; the pipeline raises only when Redis itself failed."""
+    if not leases:
+        return []
+    client = get_redis()
+    script = client.register_script(_RENEW)
+    pipe = client.pipeline(transaction=False)
+    for daemon_id, generation in leases:
+        script(keys=[lease_key(daemon_id)], args=[generation, int(ttl * 1000)], client=pipe)
+    return [bool(result) for result in pipe.execute()]
+
+
 def release_lease(daemon_id: object, generation: int) -> bool:
     return bool(get_redis().eval(_RELEASE, 1, lease_key(daemon_id), generation))
 

@@ -3,6 +3,7 @@ restarted), its own PostgreSQL database, beat, a supervisor worker and daemons w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,9 +14,12 @@ import uuid
 from pathlib import Path
 
 import redis
+from flask_migrate import upgrade
 
+from stashhog import create_app
+from stashhog.extensions import db
 from tests.support import services
-from tests.support.workers import ROOT, WorkerProcess, start_daemons_worker
+from tests.support.workers import ROOT, WorkerProcess, default_pool, start_daemons_worker
 
 
 def free_port() -> int:
@@ -55,8 +59,13 @@ class RedisServer:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, daemon_modules: str) -> None:
+    """``pool``: the daemons workers' pool (default: STASHHOG_TEST_DAEMON_POOL, else
+    prefork), with ``concurrency`` slots each."""
+
+    def __init__(self, tmp: Path, daemon_modules: str, pool: str | None = None,
+                 concurrency: int = 2) -> None:  # fmt: skip
         self.tmp = tmp
+        self.pool, self.concurrency = pool or default_pool(), concurrency
         self.redis = RedisServer(free_port())
         self.database_url = services.create_test_database()
         self.env = dict(os.environ)
@@ -98,7 +107,9 @@ class Cluster:
         )  # fmt: skip
 
     def add_daemons_worker(self, celery_app) -> WorkerProcess:
-        worker = start_daemons_worker(self.env, celery_app, concurrency=2)
+        worker = start_daemons_worker(
+            self.env, celery_app, concurrency=self.concurrency, pool=self.pool
+        )
         self.daemon_workers.append(worker)
         return worker
 
@@ -124,3 +135,32 @@ class Cluster:
             worker.log.close()
         self.redis.stop()
         services.drop_test_database(self.database_url)
+
+
+@contextlib.contextmanager
+def private_cluster(tmp: Path, **options):
+    """A Cluster of tests/support/daemons.py's daemons (skipped without PostgreSQL), shut
+    down after the block."""
+    try:
+        built = Cluster(tmp, "tests.support.daemons", **options)
+    except Exception as exc:
+        services.unavailable("PostgreSQL (TEST_DATABASE_URL)", exc)
+    try:
+        yield built
+    finally:
+        built.shutdown()
+
+
+@contextlib.contextmanager
+def cluster_app(cluster: Cluster, daemon_workers: int = 2):
+    """The app of ``cluster``'s database (migrated), with the cluster started, in an app
+    context for the block."""
+    app = create_app({"TESTING": True, **cluster.config()})
+    cluster.redis.start()  # migrations first; Cluster.start() restarts it cleanly
+    with app.app_context():
+        upgrade(revision="head")
+    cluster.redis.stop()
+    cluster.start(app.extensions["celery"], daemon_workers)
+    with app.app_context():
+        yield app
+        db.session.remove()

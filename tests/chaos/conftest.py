@@ -1,38 +1,28 @@
-"""The chaos suite's private cluster, shared by the tests of a module (they run in order)."""
+"""The chaos suite's private cluster, shared by the tests of a module (they run in order).
+
+Its daemons workers' pool: ``make chaos`` (STASHHOG_CHAOS=full) runs the module once per pool,
+prefork then threads; otherwise the one STASHHOG_TEST_DAEMON_POOL names (default prefork)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from flask_migrate import upgrade
 
-from stashhog import create_app
-from stashhog.extensions import db
-from tests.chaos.cluster import Cluster
-from tests.support import services
+from tests.chaos.cluster import cluster_app, private_cluster
+from tests.support.workers import default_pool
 
 FULL = os.environ.get("STASHHOG_CHAOS") == "full"
+POOLS = ["prefork", "threads"] if FULL else [default_pool()]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    try:
-        built = Cluster(tmp_path_factory.mktemp("chaos"), "tests.support.daemons")
-    except Exception as exc:
-        services.unavailable("PostgreSQL (TEST_DATABASE_URL)", exc)
-    yield built
-    built.shutdown()
+@pytest.fixture(scope="module", params=POOLS)
+def cluster(tmp_path_factory, request):
+    with private_cluster(tmp_path_factory.mktemp("chaos"), pool=request.param) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
 def chaos_app(cluster):
-    app = create_app({"TESTING": True, **cluster.config()})
-    cluster.redis.start()  # migrations first; Cluster.start() restarts it cleanly
-    with app.app_context():
-        upgrade(revision="head")
-    cluster.redis.stop()
-    cluster.start(app.extensions["celery"])
-    with app.app_context():
+    with cluster_app(cluster) as app:
         yield app
-        db.session.remove()

@@ -102,9 +102,21 @@ class WorkerProcess:
         self.proc.wait(10)
 
 
-def start_daemons_worker(env, celery_app, concurrency: int = 4, name: str | None = None):
+# The daemons worker's pool for the chaos suite and others that take it from the
+# environment: "prefork" (default) or "threads" (the high-density mode).
+POOL_VARIABLE = "STASHHOG_TEST_DAEMON_POOL"
+
+
+def default_pool() -> str:
+    return os.environ.get(POOL_VARIABLE) or "prefork"
+
+
+def start_daemons_worker(
+    env, celery_app, concurrency: int = 4, name: str | None = None, pool: str = "prefork"
+):
+    """A daemons worker as the Procfile starts it, on ``pool`` (prefork or threads)."""
     worker = WorkerProcess(
-        env, "daemons", "-P", "prefork", "-c", str(concurrency), "--disable-prefetch", name=name
+        env, "daemons", "-P", pool, "-c", str(concurrency), "--disable-prefetch", name=name
     )
     worker.wait_ready(celery_app)
     return worker
