@@ -338,6 +338,7 @@ class DaemonInstance(SelfFencing, ControlListener):
 
     async def _monitor_jobs(self) -> None:
         while True:
+            await self.jobs.until_watching()
             await asyncio.sleep(JOB_POLL_INTERVAL)
             try:
                 await self.jobs.poll()
