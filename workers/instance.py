@@ -294,7 +294,11 @@ class DaemonInstance(SelfFencing, ControlListener):
                 continue
             values = self.status_values()
             if beat_due or sample_due:
-                values["last_heartbeat"], beat_at = datetime.now(UTC), now
+                # On a fixed cadence (a late wake does not push every later beat back),
+                # unless a whole interval was missed.
+                cadence = beat_due and now - beat_at < 2 * interval
+                beat_at = beat_at + interval if cadence else now
+                values["last_heartbeat"] = datetime.now(UTC)
             sample = self.sampler.sample() if sample_due and self.sampler else None
             sample_at = now if sample_due else sample_at
             self._status_dirty = False
