@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 
 from stashhog.events import get_redis, key
 from stashhog.extensions import db
-from stashhog.models import ClusterState, Daemon, DaemonLog
+from stashhog.models import ClusterState, Daemon, DaemonLog, DaemonRun
 from stashhog.services import lease, supervisor
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.support.wait import eventually
@@ -46,12 +46,24 @@ def supervisor_lines(daemon_id) -> list[str]:
     return list(db.session.scalars(query.order_by(DaemonLog.id)))
 
 
+def run_closed(daemon_id, generation: int) -> bool:
+    runs = DaemonRun.__table__
+    query = select(runs.c.stopped_at).where(
+        runs.c.daemon_id == daemon_id, runs.c.generation == generation
+    )
+    with db.engine.connect() as conn:
+        return conn.execute(query).scalar() is not None
+
+
 def test_a_running_row_whose_lease_expired_gets_a_new_instance(make_daemon):
     daemon = make_daemon(configuration=FAST)
     first = start_daemon(daemon.id, wait=2)["daemon"]
-    # Simulate a vanished instance: its lease is gone and its writes are fenced off.
+    # Simulate a vanished instance: its writes are fenced off, so it ends without writing
+    # a status (its run record is the last thing it closes); its lease goes with it.
     set_columns(daemon.id, generation=first["generation"] + 1)
     get_redis().delete(lease.lease_key(daemon.id))
+    eventually(lambda: run_closed(daemon.id, first["generation"]))
+    assert lease.lease_holder(daemon.id) is None and row(daemon.id).status == "RUNNING"
     supervisor.reconcile()
     eventually(lambda: row(daemon.id).status == "RUNNING"
                and lease.lease_holder(daemon.id) == row(daemon.id).generation)  # fmt: skip
