@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 import uuid
@@ -40,11 +41,11 @@ def run_daemon(self, daemon_id: str, generation: int) -> str:
     )
     try:
         return runtime.run()
-    except (DatabaseBusy, MemoryError) as exc:
-        if runtime.claimed:
+    except (DatabaseBusy, MemoryError, OSError, RuntimeError) as exc:
+        if runtime.claimed or not lacks_resource(exc):
             raise
-        # No connection (or memory) for this start, after retries: the supervisor ends it
-        # in ERROR with this reason (the row cannot be written from here).
+        # No connection, memory, file descriptor or thread for this start, after retries:
+        # the supervisor ends it in ERROR with this reason (the row cannot be written here).
         reason = describe_start_failure(exc, runtime.hostname)
         logger.error("daemon %s generation %s %s", daemon_id, generation, reason)
         record_start_failure(daemon_id, int(generation), reason)
@@ -59,3 +60,12 @@ def run_daemon(self, daemon_id: str, generation: int) -> str:
         self.apply_async((daemon_id, generation), task_id=self.request.id)
         time.sleep(BOUNCE_HOLD)
         return "handed back"
+
+
+def lacks_resource(exc: BaseException) -> bool:
+    """Did the start fail for want of a resource of this worker (not a bug to re-raise)?"""
+    if isinstance(exc, DatabaseBusy | MemoryError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE)
+    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)

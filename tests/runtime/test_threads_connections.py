@@ -230,3 +230,19 @@ def test_running_prefork_daemons_pin_no_idle_connection(
         for daemon in daemons:
             stop_daemon(daemon.id, wait=5)
     assert max(samples) <= 4 and sum(samples) / len(samples) < 1, samples
+
+
+def test_a_start_that_lacks_a_resource_is_told_apart_from_a_bug():
+    """What ``run_daemon`` records for the supervisor's ERROR (a start that could not get a
+    connection, memory, a descriptor or a thread) and what it re-raises as a failure."""
+    import errno
+
+    from workers.daemon_tasks import lacks_resource
+
+    wanting = [MemoryError(), OSError(errno.EAGAIN, "Resource temporarily unavailable"),
+               OSError(errno.EMFILE, "Too many open files"),
+               RuntimeError("can't start new thread"),
+               DatabaseBusy(OSError("too many clients"), 3, 10.0)]  # fmt: skip
+    assert all(lacks_resource(exc) for exc in wanting)
+    bugs = [RuntimeError("boom"), OSError(errno.ENOENT, "No such file"), ValueError("x")]
+    assert not any(lacks_resource(exc) for exc in bugs)
