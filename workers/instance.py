@@ -132,6 +132,7 @@ class DaemonInstance(SelfFencing, ControlListener):
         self.shutdown |= shutdown
         self.fenced |= fenced
         self.stop_event.set()
+        self.logs.stopping()
         self._wake.set()
 
     def _set_deadline(self) -> float:

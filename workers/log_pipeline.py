@@ -23,6 +23,7 @@ behind one huge batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -94,6 +95,8 @@ class LogPipeline:
         self._rate = INITIAL_RATE
         self._wake = asyncio.Event()
         self._closing = False
+        self._stopping = False  # see stopping()
+        self._closed = asyncio.Event()
         self._idle = False  # the flusher waits for lines: the next emit() wakes it
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,14 +159,16 @@ class LogPipeline:
         began = -MIN_FLUSH_GAP
         while not self._closing:
             self._idle = True  # before looking: a line emitted from now on wakes us
-            if not self.pending:
+            if not self._worth_writing():
                 await self._wake.wait()
             self._idle = False
             self._wake.clear()
             self._waking = False
             if (gap := began + MIN_FLUSH_GAP - loop.time()) > 0:
-                await asyncio.sleep(gap)
-            if self._closing or not self.pending:
+                with contextlib.suppress(TimeoutError):  # a close() ends the gap: a stop
+                    async with asyncio.timeout(gap):  # must not wait for it
+                        await self._closed.wait()
+            if self._closing or not self._worth_writing():
                 continue
             began = loop.time()
             try:
@@ -174,9 +179,22 @@ class LogPipeline:
                 return
         await self.settle()
 
+    def stopping(self) -> None:
+        """A stop was requested: a few lines (on_stop's) now wait for ``finish()``, which
+        writes them with the last line in one write, unless the daemon waits for them
+        (``wait_flushed``) or they grow to a batch worth writing on its own."""
+        self._stopping = True
+        self._wake.set()
+
+    def _worth_writing(self) -> bool:
+        if not self.pending:
+            return False
+        return not self._stopping or bool(self._waiters) or len(self.pending) >= OVERLAP_LINES
+
     def close(self) -> None:
         """Finish the batch in flight, then return from ``run()``."""
         self._closing = True
+        self._closed.set()
         self._wake.set()
 
     async def flush(self, deadline: float) -> None:
@@ -268,6 +286,9 @@ class LogPipeline:
         written in time."""
         loop = asyncio.get_running_loop()
         deadline = max(deadline, loop.time() + FINAL_GRACE)
+        await self.settle()
+        if await self._finish_in_one(last_line):
+            return 0
         while self.pending and loop.time() < deadline:
             await self.flush(deadline)
         await self.settle()
@@ -291,3 +312,31 @@ class LogPipeline:
         finally:
             self._release(final)
         return unwritten
+
+    async def _finish_in_one(self, last_line: Callable[[int], str]) -> bool:
+        """The usual stop: the few lines still pending and the last line in one write (one
+        connection, one transaction: a prefork child opens one per call). False, with the
+        pending lines as they were, when that does not apply or the write failed for a
+        passing error (the caller then writes them batch by batch)."""
+        if not self.pending or len(self.pending) >= OVERLAP_LINES or self._unreported:
+            return False
+        message = last_line(0)
+        self._append("INFO", message, line_bytes(message))
+        batch = list(self.pending)
+        self.pending.clear()
+        try:
+            await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
+        except Fenced:
+            self._release(batch)
+            raise
+        except Exception:
+            logger.exception("log flush failed; retrying")
+            last = batch.pop()  # taken back (its seq too): written again with the count
+            self._seq -= 1
+            self._held_lines -= 1
+            self._held_bytes -= line_bytes(last.message)
+            self.pending.extend(batch)
+            return False
+        self.written += len(batch)
+        self._release(batch)
+        return True
