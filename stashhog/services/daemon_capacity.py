@@ -171,6 +171,12 @@ class StartCheck:
     failures: dict[str, str] = field(default_factory=dict)
     capacity: Capacity | None = None
     wants_inspection: bool = False
+    queued: int = 0  # start messages still waiting in the daemons queue
+
+    def still_queued(self) -> bool:
+        """Starts wait in the broker's queue: workers are taking them (a thousand starts
+        at once take longer than the dispatch timeout), so an overdue one is not lost."""
+        return self.queued > 0
 
     def reason(self, row: Any, overdue: bool) -> str | None:
         """Why ``row``'s start cannot go on, or None."""
@@ -196,4 +202,16 @@ def check_starts(
     waited = [row for row in pending if pending_after(row)]
     answer = last_answer() if waited else None
     capacity = capacity_of(answer, rows, holders) if answer is not None else None
-    return StartCheck(start_failures(waited), capacity, bool(waited))
+    return StartCheck(start_failures(waited), capacity, bool(waited), queued_starts(waited))
+
+
+def queued_starts(waited: list[Any]) -> int:
+    """Messages waiting in the ``daemons`` queue (the Redis broker keeps a queue as a list
+    under its name, in the database REDIS_URL names); 0 when no start is overdue."""
+    if not waited:
+        return 0
+    try:
+        return int(get_redis().llen(DAEMONS_QUEUE))
+    except Exception:  # without the count, an overdue start is dispatched again, as before
+        current_app.logger.warning("could not read the daemons queue's length", exc_info=True)
+        return 0

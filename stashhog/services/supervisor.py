@@ -215,7 +215,7 @@ def _towards_running(
         if reason := report.starts.reason(row, overdue):
             if daemon_capacity.fail_start(row, reason):
                 report.note(row, LogLevel.ERROR, f"{reason} (its queued task is withdrawn)")
-        elif overdue:
+        elif overdue and not report.starts.still_queued():
             report.note(row, LogLevel.WARNING, "no worker on the daemons queue took the start "
                         f"within {DISPATCH_TIMEOUT.seconds}s: dispatching again")  # fmt: skip
             again = daemon_control.start_daemon(row.id, operator=False)["daemon"]

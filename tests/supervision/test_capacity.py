@@ -160,3 +160,29 @@ def test_a_start_whose_worker_gets_no_database_connection_ends_error(
             assert failed.desired_state == "STOPPED"
     finally:
         roles.close()
+
+
+def test_an_overdue_start_still_in_the_queue_is_not_sent_again_and_a_lost_one_is(
+    clean_db, own_broker
+):
+    """A thousand starts at once outlast the dispatch timeout while workers take them: an
+    overdue start whose message still waits in the daemons queue is left to it (sending it
+    again cost a generation and a stale task); once the queue is empty (its message was
+    taken by a worker that died), it is sent again."""
+    own, worker = own_broker
+    daemon_id = make("queued")
+    worker.stop()  # nobody takes the start: its message stays in the queue
+    start_daemon(daemon_id)
+    generation = row(daemon_id).generation
+    overdue = supervisor.DISPATCH_TIMEOUT + timedelta(seconds=1)
+    db.session.execute(text("UPDATE daemons SET updated_at = updated_at - :wait WHERE id = :id"),
+                       {"wait": overdue, "id": daemon_id})  # fmt: skip
+    db.session.commit()
+    assert get_redis().llen(daemon_capacity.DAEMONS_QUEUE) == 1
+    supervisor.reconcile()
+    assert row(daemon_id).generation == generation and row(daemon_id).status == "STARTING"
+
+    get_redis().delete(daemon_capacity.DAEMONS_QUEUE)  # as when a worker took it and died
+    supervisor.reconcile()
+    assert row(daemon_id).generation == generation + 1
+    assert get_redis().llen(daemon_capacity.DAEMONS_QUEUE) == 1  # sent again
