@@ -67,12 +67,11 @@ format: $(TEST_STAMP)
 chaos: $(TEST_STAMP)
 	STASHHOG_CHAOS=full $(BIN)/python -m pytest tests/chaos tests/hosts -v -s
 
+# Every benchmark side by side (bench/README.md), about 10 minutes: a summary table with the
+# issue's goals and the peers' ratios, written to bench/results/. `make test` runs the same
+# suite with --quick (tests/test_bench_quick.py).
 bench: $(TEST_STAMP)
-	$(BIN)/python -m bench.start_stop
-	$(BIN)/python -m bench.log_throughput
-	$(BIN)/python -m bench.memory
-	$(BIN)/python -m bench.log_latency
-	$(BIN)/python -m bench.viewers
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) instance tests/artifacts

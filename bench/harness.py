@@ -7,39 +7,60 @@ workers and web processes stopped by pid, database dropped, Redis db released.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import secrets
 import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
-import psutil
 import psycopg2
 from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 
+# Every script imports its helpers from here: the figures and processes are re-exported.
+from bench.figures import (
+    SUMMARY_HEADERS,
+    add_json_option,
+    backend_pids,
+    cpu_seconds,
+    machine_load,
+    note,
+    percentile,
+    poll,
+    print_json,
+    summary_figures,
+    summary_row,
+    table,
+)
+from bench.processes import HTTP, Beat, WebProcess, kill_lingering
 from stashhog import create_app
 from stashhog.auth import tokens, users
 from stashhog.auth.roles import Role
 from stashhog.extensions import db
-from stashhog.launcher import procfile_commands
-from stashhog.launcher.redis_server import free_port
 from stashhog.models import Daemon
 from tests.support import services
-from tests.support.workers import ROOT, WorkerProcess, start_daemons_worker
+from tests.support.workers import WorkerProcess, start_daemons_worker
+
+__all__ = [
+    "HTTP",
+    "SUMMARY_HEADERS",
+    "BenchServices",
+    "WebProcess",
+    "add_json_option",
+    "backend_pids",
+    "bearer",
+    "cpu_seconds",
+    "kill_lingering",
+    "machine_load",
+    "note",
+    "percentile",
+    "poll",
+    "print_json",
+    "summary_figures",
+    "summary_row",
+    "table",
+]
 
 DAEMON_MODULES = "tests.support.daemons"
-# Loopback only: no proxy from the environment.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 BENCH_USER = "bench"
 
 
@@ -56,6 +77,7 @@ class BenchServices:
         self.redis_url: str | None = None
         self.workers: list[WorkerProcess] = []
         self.webs: list[WebProcess] = []
+        self.beat: Beat | None = None
         self.app = None
 
     def __enter__(self) -> BenchServices:
@@ -105,14 +127,40 @@ class BenchServices:
         )
         note(f"database {make_url(self.database_url).database}, redis {self.redis_url}")
 
-    def start_daemons_worker(self, concurrency: int, env: dict | None = None) -> WorkerProcess:
-        """``celery worker -Q daemons -P prefork -c N --disable-prefetch`` (as in the Procfile),
-        with ``env`` added to the benchmark's environment."""
+    def start_daemons_worker(
+        self, concurrency: int, env: dict | None = None, pool: str = "prefork"
+    ) -> WorkerProcess:
+        """``celery worker -Q daemons -P <pool> -c N --disable-prefetch`` (as in the
+        Procfile), with ``env`` added to the benchmark's environment."""
         name = f"bench-{uuid.uuid4().hex[:6]}@%h"
-        worker = start_daemons_worker({**self.env, **(env or {})}, self.celery, concurrency, name)
+        env = {**self.env, **(env or {})}
+        worker = start_daemons_worker(env, self.celery, concurrency, name, pool=pool)
         self.workers.append(worker)
-        note(f"worker pid {worker.pid} -c {concurrency}, log {worker.log_path}")
+        note(f"worker pid {worker.pid} -P {pool} -c {concurrency}, log {worker.log_path}")
         return worker
+
+    def start_supervision(self) -> None:
+        """The Procfile's ``supervisor`` worker (solo) and ``beat``: the reconciler's passes
+        every RECONCILE_INTERVAL, as in production (a killed worker's daemons come back)."""
+        supervisor = WorkerProcess(self.env, "supervisor", "-P", "solo")
+        self.workers.append(supervisor)
+        supervisor.wait_ready(self.celery)
+        self.beat = Beat(self.env)
+        note(f"supervisor worker pid {supervisor.pid}, beat pid {self.beat.pid}")
+
+    def create_daemons(self, type: str, configuration: dict, count: int) -> list[uuid.UUID]:
+        """``count`` daemon rows in one transaction (names ``bench-<n>-…``)."""
+        with self.app.app_context():
+            tag = uuid.uuid4().hex[:6]
+            daemons = [
+                Daemon(name=f"bench-{number:04d}-{tag}", type=type, configuration=configuration)
+                for number in range(count)
+            ]
+            db.session.add_all(daemons)
+            db.session.commit()
+            ids = [daemon.id for daemon in daemons]
+            db.session.remove()
+        return ids
 
     def stop_worker(self, worker: WorkerProcess) -> None:
         self.workers.remove(worker)
@@ -155,6 +203,8 @@ class BenchServices:
         return conn
 
     def _cleanup(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
         for web in self.webs:
             web.stop()
         for worker in self.workers:
@@ -180,179 +230,5 @@ def _stop_worker(worker: WorkerProcess) -> None:
     note(f"stopped worker pid {worker.pid}")
 
 
-def kill_lingering(pids: list[int], what: str) -> None:
-    """SIGKILL those of ``pids`` (ours, taken before a graceful stop) still alive."""
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                process.kill()
-                note(f"killed lingering {what} {pid}")
-        except psutil.NoSuchProcess:
-            pass
-
-
-class WebProcess:
-    """``/bin/sh -c "exec <web line>"``: gunicorn's master is the pid, its workers children."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}/api/daemons/ws"
-        self.log_path = ROOT / "tests" / "artifacts" / f"web-bench-{uuid.uuid4().hex[:6]}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        bin_dir = str(Path(sys.executable).parent)  # gunicorn, as the launcher finds it
-        env = env | {"PORT": str(port), "WEB_WORKERS": env.get("WEB_WORKERS", "1")}
-        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {procfile_commands()['web']}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def processes(self) -> list[psutil.Process]:
-        """The master and its workers (empty once it exited)."""
-        try:
-            master = psutil.Process(self.pid)
-            return [master, *master.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"web process exited; see {self.log_path}")
-            try:
-                with HTTP.open(f"{self.url}/api/health/live", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:  # not listening yet (HTTPError included)
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"web process did not answer; see {self.log_path}")
-
-    def stop(self) -> None:
-        """SIGTERM to the master (gunicorn's graceful stop), then SIGKILL of exactly the pids
-        it had if any linger."""
-        if self.proc.poll() is not None:
-            return
-        pids = [process.pid for process in self.processes()]
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            pass
-        kill_lingering(pids, "web pid")
-        self.proc.wait(5)
-        note(f"stopped web pid {self.pid}")
-
-
 def _sigterm_to_exit(_signum, _frame) -> None:
     raise SystemExit(143)
-
-
-def cpu_seconds(pids) -> dict[int, float]:
-    """User + system CPU seconds of each live process in ``pids``."""
-    seconds = {}
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        seconds[pid] = times.user + times.system
-    return seconds
-
-
-def backend_pids(conn) -> list[int]:
-    """The PostgreSQL server processes serving this database (other than ``conn``'s own)."""
-    with conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        )
-        return [pid for (pid,) in cursor.fetchall()]
-
-
-def machine_load() -> str:
-    """Load average and CPU count: other work on the machine inflates every latency."""
-    one, five, _fifteen = os.getloadavg()
-    return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
-
-
-def note(message: str) -> None:
-    print(f"# {message}", file=sys.stderr, flush=True)
-
-
-def poll(probe: Callable[[], Any], timeout: float, interval: float = 0.001) -> Any:
-    """Call ``probe`` every ``interval`` until it returns something truthy (or None at the
-    deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p99 of 200 samples is the 2nd largest)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summary_row(label: str, values_ms: Sequence[float]) -> list[str]:
-    return [
-        label,
-        str(len(values_ms)),
-        *(f"{percentile(values_ms, p):.1f}" if values_ms else "-" for p in (50, 90, 99)),
-        f"{max(values_ms):.1f}" if values_ms else "-",
-    ]
-
-
-SUMMARY_HEADERS = ["measure", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"]
-
-
-def summary_figures(values_ms: Sequence[float]) -> dict[str, float | int | None]:
-    """``summary_row``'s figures for ``--json``: n, p50/p90/p99/max in ms (None if empty)."""
-    figures: dict[str, float | int | None] = {"n": len(values_ms)}
-    for p in (50, 90, 99):
-        figures[f"p{p}_ms"] = round(percentile(values_ms, p), 2) if values_ms else None
-    figures["max_ms"] = round(max(values_ms), 2) if values_ms else None
-    return figures
-
-
-def add_json_option(parser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", help="end with one line: a JSON object of the figures"
-    )
-
-
-def print_json(bench: str, figures: dict[str, Any]) -> None:
-    """The last line of stdout under ``--json``: one object, named by ``bench``, with the load
-    average the figures were measured under (names listed in bench/README.md)."""
-    load = [round(value, 2) for value in os.getloadavg()]
-    print(json.dumps({"bench": bench, "load_average": load, **figures}), flush=True)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
-    cells = [list(map(str, headers)), *([str(cell) for cell in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])

@@ -1,35 +1,36 @@
 """End-to-end log latency: from a daemon's ``self.log()`` to the line in connected browsers.
 
-    .venv/bin/python -m bench.log_latency [--rate 1000] [--clients 20] [--browsers 1]
-                                          [--seconds 15] [--warmup 3] [--json]
+    .venv/bin/python -m bench.log_latency [--quick] [--rate 1000] [--clients 20,100]
+                                          [--browsers 1] [--seconds 15] [--warmup 3] [--json]
 
 A ``BENCH_FLOOD`` daemon (defined here, loaded by the worker through ``DAEMON_MODULES``) logs
 ``--rate`` lines per second on a real prefork ``daemons`` worker. The web process is the
 Procfile's ``web`` line (gunicorn, the gevent worker of ``stashhog.webserver``), started by
-``BenchServices.start_web``. ``--clients`` clients follow the daemon: ``--browsers`` of them
-are Chromium tabs on its detail page, where a MutationObserver stamps each line as it enters
-the DOM; the rest are plain WebSocket clients in a separate process, stamping each line as it
-arrives. Latency is that stamp minus the line's ``created_at`` (taken in ``log()``), on the
-same host clock. Lines logged during ``--warmup`` are not counted.
+``BenchServices.start_web``. Each step of ``--clients`` (a comma-separated list: one step per
+count) has that many clients follow the daemon: ``--browsers`` of them are Chromium tabs on
+its detail page, where a MutationObserver stamps each line as it enters the DOM; the rest are
+plain WebSocket clients in a separate process, stamping each message as it arrives (its lines
+are parsed after the step, so the clients' own parsing does not delay the next message).
+Latency is that stamp minus the line's ``created_at`` (taken in ``log()``), on the same host
+clock. Lines logged during ``--warmup`` are not counted.
 
-The path measured: log() -> in-memory buffer -> flusher (every 100 ms) -> one INSERT per
-batch in PostgreSQL -> PUBLISH -> the web process's relay thread -> per-connection queue ->
-the connection's greenlet -> WebSocket -> the page's live connection -> drawn on the next
-animation frame.
+The path measured: log() -> in-memory buffer -> flusher (at once when idle, writes at least
+10 ms apart) -> one COPY per batch in PostgreSQL -> PUBLISH -> the web process's relay
+thread -> per-connection queue -> the connection's greenlet -> WebSocket -> the page's live
+connection -> drawn on the next animation frame.
 
-With ``--json`` the last line of stdout is one JSON object with every figure.
+``--quick`` is a smoke run (both steps, 3 s each). With ``--json`` the last line of stdout
+is one JSON object: ``steps`` (one per client count) and the headline ``p99_ms_<clients>``
+(``websocket_p99_ms`` of each step). Targets: p99 <= 50 ms at 20 clients, <= 100 ms at 100.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
-import shutil
 import time
-from datetime import datetime
 
 from pydantic import Field
 
@@ -38,10 +39,6 @@ from stashhog.daemons.config import DaemonConfig
 from stashhog.daemons.registry import register
 
 FLOOD_TYPE = "BENCH_FLOOD"
-CHROMIUM_ARGS = [
-    *("--no-sandbox", "--disable-gpu", "--disable-background-networking"),
-    *("--disable-component-update", "--disable-sync", "--no-first-run"),
-]
 
 
 class FloodConfig(DaemonConfig):
@@ -67,60 +64,30 @@ class FloodDaemon(BaseDaemon):
                 return
 
 
-# Runs in each tab before the page's scripts: stamp every log line as its message arrives.
-ARRIVAL_JS = """
-window.__arrivals = [];
-const NativeWebSocket = window.WebSocket;
-window.WebSocket = function (...args) {
-  const socket = new NativeWebSocket(...args);
-  socket.addEventListener("message", (event) => {
-    const now = performance.timeOrigin + performance.now();
-    const window_ = window.__window;
-    if (!window_ || !event.data.startsWith('{"type": "daemon_log"')) return;
-    for (const line of JSON.parse(event.data).lines) {
-      const created = Date.parse(line.created_at);
-      if (created >= window_[0] && created < window_[1]) window.__arrivals.push(now - created);
-    }
-  });
-  return socket;
-};
-Object.assign(window.WebSocket, NativeWebSocket);
-window.WebSocket.prototype = NativeWebSocket.prototype;
-"""
-
-# Runs in each tab: stamp every line as it enters the log terminal.
-OBSERVER_JS = """
-([since, until]) => {
-  window.__latencies = [];
-  window.__window = [since, until];
-  const terminal = document.querySelector("[data-log-terminal]");
-  new MutationObserver((records) => {
-    const now = performance.timeOrigin + performance.now();
-    for (const record of records) for (const node of record.addedNodes) {
-      if (!node.classList || !node.classList.contains("log-line")) continue;
-      const created = Date.parse(node.querySelector(".t").title);
-      if (created >= since && created < until) window.__latencies.push(now - created);
-    }
-  }).observe(terminal, { childList: true });
-}
-"""
-
-
 def main() -> None:
     args = parse_args()
     from bench import harness
 
     # The worker and the web process must know BENCH_FLOOD as well as the test types.
     harness.DAEMON_MODULES = f"{harness.DAEMON_MODULES},bench.log_latency"
+    steps = []
     with harness.BenchServices() as bench:
         bench.start_daemons_worker(concurrency=1)
-        figures = run(bench, bench.start_web(), args)
+        web = bench.start_web()
+        for clients in args.clients:
+            steps.append(run(bench, web, args, clients))
+    figures = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        **{f"p99_ms_{step['clients']}": step["websocket_p99_ms"] for step in steps},
+        "steps": steps,
+    }
     if args.json:
         harness.print_json("log_latency", figures)
 
 
-def run(bench, web, args: argparse.Namespace) -> dict:
-    """Measures, prints the table, and returns the figures for ``--json``."""
+def run(bench, web, args: argparse.Namespace, clients: int) -> dict:
+    """One step: measures, prints the table, and returns the figures for ``--json``."""
     from bench.harness import (
         BENCH_USER,
         SUMMARY_HEADERS,
@@ -129,16 +96,21 @@ def run(bench, web, args: argparse.Namespace) -> dict:
         summary_row,
         table,
     )
+    from bench.log_clients import Published, Tabs, line_latencies, read_websockets
+    from stashhog.events import EventType, event_channel
     from stashhog.services.daemon_control import start_daemon, stop_daemon
 
+    browsers = min(args.browsers, clients)
     daemon_id = bench.create_daemon(FLOOD_TYPE, {"rate": args.rate, "heartbeat_interval": 1})
-    ws_clients = args.clients - args.browsers
+    ws_clients = clients - browsers
     with bench.app.app_context():
         start_daemon(daemon_id, wait=10)
     note(
         f"daemon {daemon_id} logging {args.rate:g} lines/s; {args.browsers} Chromium tabs, "
         f"{ws_clients} WebSocket clients; web process pid {web.pid} (Procfile web line)"
     )
+    with bench.app.app_context():  # where the relay reads: the hop before the web process
+        published = Published(bench.redis_url, event_channel(EventType.DAEMON_LOG, daemon_id))
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads
     results, stop = spawn.Queue(), spawn.Event()
     reader = spawn.Process(
@@ -149,7 +121,7 @@ def run(bench, web, args: argparse.Namespace) -> dict:
     try:
         assert results.get(timeout=60) == "ready"
         page_url = f"{web.url}/daemons/{daemon_id}"
-        with Tabs(page_url, args.browsers, BENCH_USER, bench.password) as tabs:
+        with Tabs(page_url, browsers, BENCH_USER, bench.password) as tabs:
             since = time.time() + args.warmup  # every client is connected from here on
             until = since + args.seconds
             tabs.observe(since, until)
@@ -167,7 +139,11 @@ def run(bench, web, args: argparse.Namespace) -> dict:
             browser_ms = tabs.samples()
             arrival_ms = tabs.samples("__arrivals")
         stop.set()
-        ws_ms = [ms for created, ms in results.get(timeout=60) if since <= created < until]
+        received = line_latencies(results.get(timeout=120))
+        ws_ms = [ms for created, ms in received if since <= created < until]
+        redis_ms = [
+            m for created, m in line_latencies(published.close()) if since <= created < until
+        ]
     finally:
         stop.set()
         reader.join(30)
@@ -176,128 +152,33 @@ def run(bench, web, args: argparse.Namespace) -> dict:
     written = count_lines(bench, daemon_id, since, until)
     note(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     note("CPU while measuring: " + ", ".join(f"{k} {v:.0%}" for k, v in cpu.items()))
-    rows = []
-    if args.browsers:
-        rows.append(summary_row(f"log() -> message in tab, {args.browsers} tabs", arrival_ms))
-        rows.append(summary_row(f"log() -> DOM, {args.browsers} Chromium tabs", browser_ms))
+    rows = [summary_row("log() -> published on Redis", redis_ms)]
+    if browsers:
+        rows.append(summary_row(f"log() -> message in tab, {browsers} tabs", arrival_ms))
+        rows.append(summary_row(f"log() -> DOM, {browsers} Chromium tabs", browser_ms))
     if ws_clients:
         rows.append(summary_row(f"log() -> WebSocket, {ws_clients} clients", ws_ms))
     print(table(SUMMARY_HEADERS, rows))
     note(
         f"{written} lines logged in {args.seconds:g}s ({written / args.seconds:.0f}/s); "
-        f"tabs drew {len(browser_ms)} of {written * args.browsers}, "
+        f"tabs drew {len(browser_ms)} of {written * browsers}, "
         f"WebSocket clients got {len(ws_ms)} of {written * ws_clients}"
     )
-    latencies = {"tab_message": arrival_ms, "tab_dom": browser_ms, "websocket": ws_ms}
+    latencies = {"redis": redis_ms, "tab_message": arrival_ms, "tab_dom": browser_ms,
+                 "websocket": ws_ms}  # fmt: skip
     return {
+        "clients": clients,
         "rate": args.rate,
         "seconds": args.seconds,
-        "browsers": args.browsers,
+        "browsers": browsers,
         "websocket_clients": ws_clients,
         "lines_logged": written,
         "websocket_p99_ms": summary_figures(ws_ms)["p99_ms"],
         "dom_p99_ms": summary_figures(browser_ms)["p99_ms"],
-        "lines_expected": {"tab_dom": written * args.browsers, "websocket": written * ws_clients},
+        "lines_expected": {"tab_dom": written * browsers, "websocket": written * ws_clients},
         **{name: summary_figures(values) for name, values in latencies.items()},
         "cpu_share": {name: round(share, 3) for name, share in cpu.items()},
     }
-
-
-class Tabs:
-    """``count`` Chromium tabs on the daemon's detail page, each with its live connection."""
-
-    def __init__(self, url: str, count: int, username: str, password: str) -> None:
-        self.url, self.count, self.pages = url, count, []
-        self.username, self.password = username, password
-
-    def __enter__(self) -> Tabs:
-        from playwright.sync_api import sync_playwright
-
-        self.playwright = sync_playwright().start()
-        path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-        self.browser = self.playwright.chromium.launch(
-            executable_path=path, headless=True, args=CHROMIUM_ARGS
-        )
-        for _ in range(self.count):
-            page = self.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.add_init_script(ARRIVAL_JS)
-            self.sign_in(page)
-            page.wait_for_selector('#live-pill[data-state="live"]')
-            self.pages.append(page)
-        return self
-
-    def sign_in(self, page) -> None:
-        """Through the login form, which then leads to the daemon's page."""
-        page.goto(self.url)  # redirected to /login?next=…
-        page.fill("input[name=username]", self.username)
-        page.fill("input[name=password]", self.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(self.url)
-
-    def browser_pid(self) -> int | None:
-        """The Chromium process Playwright launched (a child of its driver)."""
-        import psutil
-
-        for child in psutil.Process().children(recursive=True):
-            if "chrom" in child.name() and child.parent().name() != child.name():
-                return child.pid
-        return None
-
-    def observe(self, since: float, until: float) -> None:
-        for page in self.pages:
-            page.evaluate(OBSERVER_JS, [since * 1000, until * 1000])
-
-    def samples(self, name: str = "__latencies") -> list[float]:
-        return [value for page in self.pages for value in page.evaluate(f"window.{name}")]
-
-    def __exit__(self, *_exc) -> None:
-        self.browser.close()
-        self.playwright.stop()
-
-
-def read_websockets(ws_url, token, daemon_id, clients, stop, results) -> None:
-    """In its own process: ``clients`` WebSocket clients following the daemon. Sends "ready"
-    once all are subscribed, then (created, latency ms) of every line when ``stop`` is set."""
-    import threading
-
-    import websocket
-
-    samples: list[tuple[float, float]] = []
-    lock = threading.Lock()
-    subscribed = threading.Barrier(clients + 1)
-
-    def follow() -> None:
-        # Pure-Python UTF-8 validation would make the client, not the server, the bottleneck.
-        header = [f"Authorization: Bearer {token}"]
-        ws = websocket.create_connection(
-            ws_url, timeout=0.5, skip_utf8_validation=True, header=header
-        )
-        ws.send(json.dumps({"command": "subscribe", "daemon_id": daemon_id}))
-        mine = []
-        while json.loads(ws.recv())["type"] != "subscription_confirmed":
-            pass
-        subscribed.wait()
-        while not stop.is_set():
-            try:
-                message = json.loads(ws.recv())
-            except websocket.WebSocketTimeoutException:
-                continue
-            now = time.time()
-            for line in message.get("lines", ()):
-                created = datetime.fromisoformat(line["created_at"]).timestamp()
-                mine.append((created, (now - created) * 1000))
-        ws.close()
-        with lock:
-            samples.extend(mine)
-
-    threads = [threading.Thread(target=follow) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    subscribed.wait()
-    results.put("ready")
-    for thread in threads:
-        thread.join()
-    results.put(samples)
 
 
 def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
@@ -330,8 +211,11 @@ def count_lines(bench, daemon_id, since: float, until: float) -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s a step")
     parser.add_argument("--rate", type=float, default=1000, help="lines per second")
-    parser.add_argument("--clients", type=int, default=20, help="connected clients in all")
+    parser.add_argument(
+        "--clients", default="20,100", help="connected clients in all, a step per count"
+    )
     parser.add_argument("--browsers", type=int, default=1, help="of which Chromium tabs")
     parser.add_argument("--seconds", type=float, default=15, help="measured duration")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured start")
@@ -339,7 +223,9 @@ def parse_args() -> argparse.Namespace:
         "--json", action="store_true", help="end with one line: a JSON object of the figures"
     )
     args = parser.parse_args()
-    args.browsers = min(args.browsers, args.clients)
+    args.clients = [int(count) for count in str(args.clients).split(",") if count]
+    if args.quick:
+        args.seconds, args.warmup = 3.0, 1.0
     return args
 
 

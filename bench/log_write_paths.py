@@ -1,24 +1,26 @@
 """Where the time of one log batch goes: the shipped write path against alternatives.
 
-    .venv/bin/python -m bench.log_write_paths [--batch 50000] [--repeat 3] [--json]
+    .venv/bin/python -m bench.log_write_paths [--quick] [--batch 50000] [--repeat 3] [--json]
 
 In this process, on its own PostgreSQL database (migrated, so the same table, indexes and
-foreign key), each path writes ``--batch`` lines ``--repeat`` times, as one flush of one
+integrity triggers), each path writes ``--batch`` lines ``--repeat`` times, as one flush of one
 daemon instance would (fenced by ``hold_generation`` in the same transaction). Reported per
 path: wall time, this process's CPU and the PostgreSQL backends' CPU (psutil), and lines/s.
 CPU seconds say more than wall time on a machine that is busy with other work.
 
-- ``write_log_batch``: the shipped function (unnest INSERT ... RETURNING, then publish).
-- ``insert only``: its INSERT alone; psycopg2 sends each column as ``ARRAY['..'::timestamptz,
-  ...]``, a statement of several MB that the server must parse.
-- ``unnest, text array literals``: the same INSERT with each column sent as one ``'{...}'``
-  string parameter.
-- ``COPY + SELECT ids``: ``COPY ... FROM STDIN`` and then one SELECT for the new ids.
-- ``publish only``: the shipped event building and PUBLISH for the batch, without the INSERT.
-- ``COPY alone``: into ``daemon_logs``, then into scratch copies of it without the foreign key
-  (a trigger per row) and without the secondary indexes, to price each.
+- ``write_log_batch``: the shipped function (ids from the sequence, COPY, then publish).
+- ``store only``: the same without publishing (fence, ids, COPY, commit).
+- ``unnest INSERT ... ON CONFLICT ... RETURNING``: the write path before COPY, each column
+  sent as one ``'{...}'`` text array parameter.
+- ``COPY + SELECT ids``: COPY with the ids left to the column default, then one SELECT for
+  them (the alternative to allocating them first).
+- ``publish only``: the shipped event building and PUBLISH for the batch, without the write.
+- ``COPY alone``: into ``daemon_logs`` (its statement-level integrity trigger included), then
+  into scratch copies of it: with the per-row foreign key it had before migration 0009,
+  with no integrity check at all, and without the secondary indexes either, to price each.
 
-With ``--json`` the last line of stdout is one JSON object with every figure.
+``--quick`` is a smoke run (5,000 lines, once). With ``--json`` the last line of stdout is
+one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -41,16 +43,23 @@ from bench.harness import (
     table,
 )
 from stashhog.extensions import db
-from stashhog.services.daemon_logs import LogLine, _insert, publish_log_lines, write_log_batch
+from stashhog.services.daemon_logs import (
+    LogLine,
+    _store,
+    copy_text,
+    publish_log_lines,
+    write_log_batch,
+)
 from stashhog.services.fencing import hold_generation
 
 FIELDS = "(daemon_id, generation, level, message, created_at, seq)"
 COLUMNS = f"daemon_logs {FIELDS}"
+# The statement write_log_batch ran before COPY (each column one text array literal).
 TEXT_UNNEST = text(
     f"INSERT INTO {COLUMNS} SELECT CAST(:daemon_id AS uuid), :generation, t.level, t.message, "
     "t.created_at, t.seq FROM unnest(CAST(:levels AS text[]), CAST(:messages AS text[]), "
     "CAST(:created AS timestamptz[]), CAST(:seqs AS bigint[])) AS t(level, message, "
-    "created_at, seq) RETURNING id, seq"
+    "created_at, seq) ON CONFLICT (daemon_id, generation, seq) DO NOTHING RETURNING id, seq"
 )
 
 
@@ -59,10 +68,8 @@ def array_literal(values) -> str:
     return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
 
 
-def insert_only(daemon_id, generation, lines) -> None:
-    with db.engine.begin() as conn:
-        hold_generation(conn, daemon_id, generation)
-        _insert(conn, daemon_id, generation, lines)
+def store_only(daemon_id, generation, lines) -> None:
+    _store(daemon_id, generation, lines, retry=False)
 
 
 def text_unnest(daemon_id, generation, lines) -> None:
@@ -80,17 +87,10 @@ def text_unnest(daemon_id, generation, lines) -> None:
 
 
 def copy_rows(cursor, table_name: str, daemon_id, generation, lines) -> None:
-    def escape(value: str) -> str:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-    buffer = io.StringIO()
-    for line in lines:
-        buffer.write(
-            f"{daemon_id}\t{generation}\t{line.level}\t{escape(line.message)}\t"
-            f"{line.created_at.isoformat()}\t{line.seq}\n"
-        )
-    buffer.seek(0)
-    cursor.copy_expert(f"COPY {table_name} {FIELDS} FROM STDIN", buffer)
+    """COPY ``lines`` with the ids left to the column default (the shipped text encoding)."""
+    data = copy_text(daemon_id, generation, lines, range(len(lines)))
+    rows = b"".join(row.partition(b"\t")[2] + b"\n" for row in data.split(b"\n") if row)
+    cursor.copy_expert(f"COPY {table_name} {FIELDS} FROM STDIN", io.BytesIO(rows), size=len(rows))
 
 
 def copy_and_select(daemon_id, generation, lines) -> None:
@@ -113,8 +113,7 @@ def publish_only(daemon_id, generation, lines) -> None:
 
 
 def copy_into(table_name: str):
-    """COPY alone into a scratch copy of the table (see ``SCRATCH``), to price the foreign
-    key's per-row trigger and the secondary indexes."""
+    """COPY alone into a table (see ``SCRATCH``), to price each integrity check and index."""
 
     def write(daemon_id, generation, lines) -> None:
         with db.engine.begin() as conn:
@@ -125,21 +124,25 @@ def copy_into(table_name: str):
     return write
 
 
+# LIKE copies neither foreign keys nor triggers.
 SCRATCH = [
+    "CREATE TABLE logs_row_fk (LIKE daemon_logs INCLUDING DEFAULTS INCLUDING INDEXES)",
+    "ALTER TABLE logs_row_fk ADD FOREIGN KEY (daemon_id) REFERENCES daemons (id) ON DELETE CASCADE",
     "CREATE TABLE logs_no_fk (LIKE daemon_logs INCLUDING DEFAULTS INCLUDING INDEXES)",
     "CREATE TABLE logs_pk_only (LIKE daemon_logs INCLUDING DEFAULTS)",
     "ALTER TABLE logs_pk_only ADD PRIMARY KEY (id)",
 ]
 
 PATHS = {
-    "write_log_batch (shipped: insert + publish)": write_log_batch,
-    "insert only (shipped statement)": insert_only,
-    "unnest, text array literals": text_unnest,
+    "write_log_batch (shipped: ids + COPY + publish)": write_log_batch,
+    "store only (shipped: fence, ids, COPY, commit)": store_only,
+    "unnest INSERT ... RETURNING (before COPY)": text_unnest,
     "COPY + SELECT ids": copy_and_select,
     "publish only (shipped events)": publish_only,
-    "COPY alone into daemon_logs": copy_into("daemon_logs"),
-    "COPY alone, same table without the foreign key": copy_into("logs_no_fk"),
-    "COPY alone, without the FK and secondary indexes": copy_into("logs_pk_only"),
+    "COPY alone into daemon_logs (statement trigger)": copy_into("daemon_logs"),
+    "COPY alone, per-row foreign key (before 0009)": copy_into("logs_row_fk"),
+    "COPY alone, no integrity check": copy_into("logs_no_fk"),
+    "COPY alone, no check, no secondary indexes": copy_into("logs_pk_only"),
 }
 
 
@@ -166,8 +169,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=50_000, help="lines per batch (MAX_BATCH)")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many per path")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 lines, once")
     add_json_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.batch, args.repeat = 5000, 1
     paths = []
     with BenchServices() as bench:
         note(machine_load())

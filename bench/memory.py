@@ -1,6 +1,7 @@
 """Memory per running daemon on a real prefork ``daemons`` worker.
 
-    .venv/bin/python -m bench.memory [--daemons 4] [--concurrency 4] [--settle 5] [--json]
+    .venv/bin/python -m bench.memory [--daemons 4] [--concurrency 4] [--settle 5] [--quick]
+                                     [--json]
 
 Starts ``celery worker -Q daemons -P prefork -c N --disable-prefetch`` and reads, with psutil's
 ``memory_full_info()``, the USS (memory only this process holds), PSS (USS plus its share of
@@ -138,8 +139,11 @@ def main() -> None:
         action="store_true",
         help="skip the second worker with gc.freeze() before fork",
     )
+    parser.add_argument("--quick", action="store_true", help="1 daemon, -c 1, 0.5 s, one worker")
     add_json_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.daemons, args.concurrency, args.settle, args.no_gc_freeze = 1, 1, 0.5, True
     # Variant (its name in --json) -> its label and the worker's extra environment.
     variants = {"as_shipped": ("as shipped", {})}
     if not args.no_gc_freeze:

@@ -1,15 +1,17 @@
 """Start and stop latency of one daemon on a real prefork ``daemons`` worker.
 
     .venv/bin/python -m bench.start_stop [--cycles 200] [--concurrency 2] [--api-cycles 20]
-                                         [--immediate-cycles 40] [--json]
+                                         [--immediate-cycles 40] [--supervisord-cycles N]
+                                         [--quick] [--json]
 
 Each cycle calls ``start_daemon`` (the service behind ``POST /api/daemons/<id>/start``) and
 polls the ``daemons`` row on a plain psycopg2 connection every ``--poll`` seconds (1 ms) until
 it is RUNNING with a ``last_heartbeat`` for the new generation (the runtime writes both in the
-one UPDATE that claims the row). It then waits until the instance has subscribed to its control
-channel (``PUBSUB NUMSUB``, polled every 1 ms): the instance is fully up. Then it calls
-``stop_daemon`` and polls until the row is STOPPED, and checks that on_stop()'s line ("Test
-daemon stopping") is in ``daemon_logs``. Between cycles it waits for the lease to be released
+one UPDATE that claims the row). It then waits until commands on the daemon's control channel
+reach it (its process's control subscriber holds its pattern subscription, ``CLIENT LIST``,
+polled every 1 ms): the instance is fully up. Then it calls ``stop_daemon`` and polls until
+the row is STOPPED, and checks that on_stop()'s line ("Test daemon stopping") is in
+``daemon_logs``. Between cycles it waits for the lease to be released
 and ``--gap`` seconds, so cycles never overlap.
 
 ``--api-cycles`` more cycles go through the real HTTP API (a werkzeug server in a thread, one
@@ -18,12 +20,18 @@ without waiting for the control subscription: a stop that has not finished after
 ``--stop-timeout`` counts as hung; the bench then SIGKILLs that pool child by pid (what the
 supervisor's escalation does) and waits for the lease to expire. Target: p99 <= 25 ms.
 
+supervisord side by side (``bench/supervisord.py``): after each service cycle, one cycle of a
+heartbeating program under supervisord 4.3 (``--supervisord-cycles``, as many as ``--cycles``
+unless told; 0: none), so both sides are measured in the same run on the same machine; the
+ratios (our p99 / supervisord's) come with the figures. ``--quick``: 20/5/5 cycles.
+
 With ``--json`` the last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import logging
@@ -31,14 +39,13 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from werkzeug.serving import make_server
 
+from bench import supervisord
+from bench.cycles import Samples, report
 from bench.harness import (
-    SUMMARY_HEADERS,
     BenchServices,
     add_json_option,
     bearer,
@@ -47,8 +54,6 @@ from bench.harness import (
     poll,
     print_json,
     summary_figures,
-    summary_row,
-    table,
 )
 from stashhog.control import control_channel
 from stashhog.events import get_redis
@@ -70,48 +75,6 @@ ON_STOP_SQL = (
 )
 START_TIMEOUT = 5.0
 TARGET_P99_MS = 25.0
-# Samples field -> the measure's label in the tables (the field is its name in --json).
-MEASURES = {
-    "start_call": "start: call returned",
-    "start_stamp": "start: started_at stamp - call",
-    "start_visible": "start: RUNNING+heartbeat visible",
-    "subscribed": "start: control channel subscribed",
-    "stop_call": "stop: call returned",
-    "on_stop_stamp": "stop: on_stop line's created_at - call",
-    "stop_stamp": "stop: stopped_at stamp - call",
-    "stop_visible": "stop: STOPPED+on_stop visible",
-}
-
-
-@dataclass
-class Samples:
-    start_call: list[float] = field(default_factory=list)
-    start_visible: list[float] = field(default_factory=list)
-    start_stamp: list[float] = field(default_factory=list)
-    subscribed: list[float] = field(default_factory=list)
-    stop_call: list[float] = field(default_factory=list)
-    stop_visible: list[float] = field(default_factory=list)
-    on_stop_stamp: list[float] = field(default_factory=list)
-    stop_stamp: list[float] = field(default_factory=list)
-    polls: int = 0
-    poll_time: float = 0.0
-    pids: Counter = field(default_factory=Counter)
-    reasons: Counter = field(default_factory=Counter)  # the instance's "stopped (...)" line
-    hung: int = 0
-    anomalies: list[str] = field(default_factory=list)
-
-    def mean_poll_ms(self) -> float:
-        return self.poll_time / self.polls * 1000 if self.polls else 0.0
-
-    def figures(self, cycles: int) -> dict:
-        """This run's figures for ``--json``."""
-        return {
-            "cycles": cycles,
-            "hung": self.hung,
-            "anomalies": self.anomalies,
-            "row_poll_ms": round(self.mean_poll_ms(), 3),
-            **{name: summary_figures(getattr(self, name)) for name in MEASURES},
-        }
 
 
 class Cycler:
@@ -142,14 +105,28 @@ class Cycler:
         samples.poll_time += time.perf_counter() - began
         return row
 
-    def subscribed(self) -> bool:
-        return self.redis.pubsub_numsub(self.channel)[0][1] > 0
+    def subscribed(self, pid: int | None = None) -> bool:
+        """Commands on the daemon's control channel reach it: its process's control
+        subscriber (one per worker process, named ``stashhog-control:<host>:<pid>``) holds
+        its pattern subscription, or a subscriber of the channel itself is there."""
+        if self.redis.pubsub_numsub(self.channel)[0][1] > 0:
+            return True
+        return pid is not None and any(
+            client.get("name", "").startswith("stashhog-control:")
+            and client["name"].endswith(f":{pid}")
+            and int(client.get("psub", 0)) > 0
+            for client in self.redis.client_list(_type="pubsub")
+        )
 
-    def run(self, cycles: int, start: Callable, stop: Callable, samples: Samples, settle=True):
+    def run(self, cycles: int, start: Callable, stop: Callable, samples: Samples, settle=True,
+            after: Callable[[int], None] | None = None):  # fmt: skip
+        """``cycles`` cycles; ``after(number)`` runs after each (supervisord's cycle)."""
         for number in range(cycles):
             self.cycle(number, start, stop, samples, settle)
             with self.bench.app.app_context():
                 poll(lambda: lease.lease_holder(self.daemon_id) is None, 10.0, 0.001)
+            if after:
+                after(number)
             time.sleep(self.gap)
 
     def cycle(self, number: int, start: Callable, stop: Callable, samples: Samples, settle):
@@ -171,7 +148,7 @@ class Cycler:
         samples.pids[row[5]] += 1
         pid = row[5]
         if settle:
-            poll(self.subscribed, START_TIMEOUT, 0.001)
+            poll(lambda: self.subscribed(pid), START_TIMEOUT, 0.001)
             samples.subscribed.append((time.perf_counter() - began) * 1000)
         self.stop_and_check(number, generation, pid, stop, samples)
 
@@ -189,7 +166,7 @@ class Cycler:
             samples.hung += 1
             samples.anomalies.append(
                 f"cycle {number}: still {self.row()[0]} {self.stop_timeout:g} s after stop, "
-                f"control channel still subscribed: {self.subscribed()}; "
+                f"control channel still subscribed: {self.subscribed(pid)}; "
                 f"SIGKILL pool child {pid}"
             )
             self.kill_child(pid)
@@ -248,18 +225,6 @@ def http_functions(port: int, token: str):
     return start, stop
 
 
-def report(title: str, samples: Samples, cycles: int) -> None:
-    rows = [summary_row(label, getattr(samples, name)) for name, label in MEASURES.items()]
-    print(f"\n{title}")
-    print(table(SUMMARY_HEADERS, rows))
-    print(f"row poll: one read every {samples.mean_poll_ms():.2f} ms on average")
-    print(f"pool children used (pid: cycles): {dict(samples.pids)}")
-    print(f"what stopped the instance (its last line: cycles): {dict(samples.reasons)}")
-    print(f"stops hung: {samples.hung} of {cycles}")
-    for anomaly in samples.anomalies:
-        print(f"ANOMALY {anomaly}")
-
-
 def serve(app):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -277,8 +242,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poll", type=float, default=0.001, help="seconds between row reads")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between cycles")
     parser.add_argument("--stop-timeout", type=float, default=3.0, help="a stop is hung after")
+    parser.add_argument(
+        "--supervisord-cycles",
+        type=int,
+        help="supervisord cycles, one after each service cycle (default: --cycles; 0: none)",
+    )
+    parser.add_argument("--quick", action="store_true", help="20/5/5 cycles, 2 warm-up")
     add_json_option(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.quick:
+        args.cycles, args.api_cycles, args.immediate_cycles, args.warmup = 20, 5, 5, 2
+    if args.supervisord_cycles is None:
+        args.supervisord_cycles = args.cycles
+    return args
 
 
 def main() -> None:
@@ -288,18 +264,31 @@ def main() -> None:
         bench.start_daemons_worker(args.concurrency)
         daemon_id = bench.create_daemon(DaemonType.TEST_DAEMON, CONFIG)
         cycler = Cycler(bench, daemon_id, args)
-        runs = measure(bench, cycler, args)
+        with contextlib.ExitStack() as stack:
+            peer = None
+            if args.supervisord_cycles:
+                sup = stack.enter_context(supervisord.Supervisord(args.stop_timeout))
+                peer = supervisord.SupervisordCycler(sup, args.poll, args.stop_timeout)
+            runs, peer_samples = measure(bench, cycler, peer, args)
         cycler.conn.close()
         note(machine_load())
     if args.json:
-        print_json("start_stop", summary(runs))
+        print_json("start_stop", summary(runs, peer_samples, args.supervisord_cycles))
 
 
-def measure(bench: BenchServices, cycler: Cycler, args) -> dict[str, tuple[Samples, int]]:
-    """The service, HTTP API and immediate-stop runs, each reported as it ends."""
+def measure(bench: BenchServices, cycler: Cycler, peer, args):
+    """The service, HTTP API and immediate-stop runs, each reported as it ends, and the
+    supervisord cycles (``peer``) interleaved with the service run's."""
     service = service_functions(bench.app)
-    warmup = Samples()
-    cycler.run(args.warmup, *service, warmup)
+    warmup, peer_samples = Samples(), Samples()
+    peer_cycles = [0]
+
+    def peer_cycle(_number: int) -> None:
+        if peer is not None and peer_cycles[0] < args.supervisord_cycles:
+            peer_cycles[0] += 1
+            peer.cycle(peer_cycles[0], peer_samples)
+
+    cycler.run(args.warmup, *service, warmup, after=peer and (lambda n: peer.cycle(n, Samples())))
     note(
         f"warm-up: start {[round(v) for v in warmup.start_visible]} ms, stop "
         f"{[round(v) for v in warmup.stop_visible]} ms"
@@ -320,23 +309,37 @@ def measure(bench: BenchServices, cycler: Cycler, args) -> dict[str, tuple[Sampl
         for name, cycles, (start, stop), settle, title in plans:
             if cycles or name == "service":
                 runs[name] = (Samples(), cycles)
-                cycler.run(cycles, start, stop, runs[name][0], settle)
+                after = peer_cycle if name == "service" else None
+                cycler.run(cycles, start, stop, runs[name][0], settle, after)
                 report(title, *runs[name])
+                if after and peer is not None:
+                    peer.run(args.supervisord_cycles - peer_cycles[0], peer_samples)
+                    cycles = args.supervisord_cycles
+                    report(supervisord.title(cycles), peer_samples, cycles, supervisord.LABELS)
     finally:
         server.shutdown()
-    return runs
+    return runs, peer_samples if peer is not None else None
 
 
-def summary(runs: dict[str, tuple[Samples, int]]) -> dict:
-    """The ``--json`` object: the headline p99s of the service run, then every run."""
+def summary(runs: dict[str, tuple[Samples, int]], peer: Samples | None, peer_cycles: int):
+    """The ``--json`` object: the headline p99s of the service run, supervisord's and their
+    ratios (ours / supervisord's: below 1 is faster), then every run."""
     service = runs["service"][0]
-    return {
+    figures = {
         "start_p99_ms": summary_figures(service.start_visible)["p99_ms"],
         "stop_p99_ms": summary_figures(service.stop_visible)["p99_ms"],
         "target_p99_ms": TARGET_P99_MS,
         "hung": sum(samples.hung for samples, _cycles in runs.values()),
-        "runs": {name: samples.figures(cycles) for name, (samples, cycles) in runs.items()},
     }
+    if peer is not None:
+        theirs = supervisord.figures(peer, peer_cycles)
+        for what in ("start", "stop"):
+            ours, their = figures[f"{what}_p99_ms"], theirs[f"{what}_p99_ms"]
+            figures[f"supervisord_{what}_p99_ms"] = their
+            figures[f"{what}_p99_ratio"] = round(ours / their, 2) if ours and their else None
+        figures["supervisord"] = theirs
+    runs_figures = {name: samples.figures(cycles) for name, (samples, cycles) in runs.items()}
+    return figures | {"runs": runs_figures}
 
 
 if __name__ == "__main__":
