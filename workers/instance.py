@@ -263,6 +263,7 @@ class DaemonInstance(SelfFencing, ControlListener):
     def _count_unwritten(self) -> None:
         """Lines this run never stored are counted in the worker's log too: a stop without
         the database cannot write the count anywhere else."""
+        self.logs.abandon()  # a fenced instance's pending lines (it skips the final flush)
         lost = self.logs.dropped + self.unwritten + self.logs.discarded
         if lost:
             logger.warning("generation %d: %d log lines not written (%s)", self.generation,

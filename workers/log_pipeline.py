@@ -271,6 +271,11 @@ class LogPipeline:
             if not future.done():
                 future.set_result(None)
 
+    def abandon(self) -> None:
+        """Give up on the lines still pending (a fenced instance must not write them):
+        they count as discarded."""
+        self.discarded += self._discard(self.pending)
+
     def _discard(self, lines) -> int:
         """Give up on ``lines`` (emptying the deque or list); returns how many."""
         count = len(lines)
