@@ -11,6 +11,7 @@ from sqlalchemy import select
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
 from stashhog.services.daemon_logs import publish_log_lines
+from stashhog.services.fencing import Fenced
 from workers.log_pipeline import (
     DROP_WARNING,
     FINAL_GRACE,
@@ -274,3 +275,32 @@ def test_batches_are_published_in_order_while_the_next_is_written(app, make_daem
     assert len(writes) > 1
     assert seqs == list(range(1, 20_001))
     assert ids == [row.id for row in stored(daemon.id)]
+
+
+def test_a_stop_whose_final_write_finds_a_successor_counts_its_lines_as_not_written(
+    app, make_daemon
+):
+    """The few lines of a stop go with the last line in one write; when that write finds the
+    daemon taken over (fenced), nothing is stored and the daemon's lines count as given up
+    on, so the instance can say how many it lost."""
+    daemon = make_daemon(generation=1)
+    result = {}
+
+    async def scenario(pipeline):
+        pipeline.stopping()  # a stop was requested: the few lines wait for finish()
+        for number in range(5):
+            pipeline.emit("INFO", f"line {number}")
+        await asyncio.sleep(0.05)
+        with app.app_context():  # a successor took the daemon over meanwhile
+            db.session.get(type(daemon), daemon.id).generation = 2
+            db.session.commit()
+        loop = asyncio.get_running_loop()
+        try:
+            await pipeline.finish(loop.time() + 1, lambda n: "stopped")
+        except Fenced:
+            result["fenced"] = True
+
+    pipeline = run_with_flusher(app, daemon, scenario)
+    assert result == {"fenced": True}
+    assert stored(daemon.id) == [] and pipeline.written == 0
+    assert pipeline.discarded == 5 and not pipeline.pending

@@ -331,8 +331,10 @@ class LogPipeline:
         self.pending.clear()
         try:
             await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
-        except Fenced:
-            self._release(batch)
+        except Fenced:  # the daemon's lines count as given up on (the last line is ours)
+            last = batch.pop()
+            self.discarded += self._discard(batch)
+            self._release([last])
             raise
         except Exception:
             logger.exception("log flush failed; retrying")
