@@ -304,3 +304,39 @@ def test_a_stop_whose_final_write_finds_a_successor_counts_its_lines_as_not_writ
     assert result == {"fenced": True}
     assert stored(daemon.id) == [] and pipeline.written == 0
     assert pipeline.discarded == 5 and not pipeline.pending
+
+
+def test_lines_a_stop_gave_up_on_still_count_when_its_last_line_finds_a_successor(app, make_daemon):
+    """Cut off from the database at its stop, the instance gives up on its lines at the
+    deadline; its last write, after the heal, finds the daemon taken over: the lines it gave
+    up on are still counted (the worker's log says how many), nothing is stored."""
+    daemon = make_daemon(generation=1)
+    state = {"down_until": 0.0, "healed": False}
+
+    async def call_db(fn, *args, **kwargs):
+        def run():
+            if time.monotonic() < state["down_until"]:
+                raise RuntimeError("connection refused")  # a passing database error
+            with app.app_context():
+                if not state["healed"]:  # the successor claimed during the cut
+                    state["healed"] = True
+                    db.session.get(type(daemon), daemon.id).generation = 2
+                    db.session.commit()
+                return fn(*args, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+    async def scenario(pipeline):
+        pipeline.stopping()
+        for number in range(5):
+            pipeline.emit("INFO", f"line {number}")
+        loop = asyncio.get_running_loop()
+        state["down_until"] = time.monotonic() + FINAL_GRACE + 0.3
+        try:
+            await pipeline.finish(loop.time(), lambda n: f"stopped; {n} left")
+        except Fenced:
+            state["fenced"] = True
+
+    pipeline = run_with_flusher(app, daemon, scenario, call_db=call_db)
+    assert state["fenced"] and stored(daemon.id) == []
+    assert pipeline.discarded == 5 and pipeline.written == 0

@@ -310,7 +310,8 @@ class LogPipeline:
         try:
             await self.call_db(write_log_batch, self.daemon_id, self.generation, final)
             self.written += len(final)
-        except Fenced:
+        except Fenced:  # what it gave up on still counts (the instance says how many)
+            self.discarded += unwritten
             raise
         except Exception:  # the database is gone for now: the status write says the rest
             logger.exception("could not write the last log lines")
