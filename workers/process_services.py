@@ -19,6 +19,7 @@ The worker's hooks (workers/signals.py) say which pool this is before any task r
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -28,13 +29,16 @@ from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 
 from stashhog.control import control_channel
 from stashhog.database import ConnectionSlots, retry_exhausted, use_worker_pool
 from stashhog.events import get_redis, key
+from stashhog.extensions import db
 from workers.control_watcher import ControlHub
 from workers.lease_renewer import LeaseRenewer
 
+logger = logging.getLogger(__name__)
 PREFORK, THREADS = "prefork", "threads"
 # Database threads of a process: a prefork child runs one daemon; a threads worker shares
 # these among all of its daemons (and the pool has a few more for the task threads' own
@@ -75,6 +79,15 @@ def child_starting(app: Flask) -> None:
     """A daemons worker's pool child after fork: no pooled connection while idle, and the
     worker's connection slots shared with its siblings."""
     use_worker_pool(app, pool_size=None, slots=_slots)
+    with app.app_context():
+        # A connection made proves the database reachable as much as a call that returns:
+        # on a slow link (a 200 ms lossy hop) a child's per-call connect is most of each call.
+        event.listen(db.engine, "connect", _reached_database)
+
+
+def _reached_database(*_args) -> None:
+    if _db_seen is not None:
+        _db_seen.value = time.monotonic()
 
 
 def services_for(app: Flask, hostname: str) -> ProcessServices:
@@ -99,7 +112,8 @@ class ProcessServices:
         self.control = ControlHub(
             app.config["REDIS_URL"], prefix, f"stashhog-control:{hostname}:{self.pid}"
         )
-        self.leases = LeaseRenewer(app, on_round=self.publish_counters)
+        # Off the renewer's thread: on a slow link its round trip delayed the next renewal.
+        self.leases = LeaseRenewer(app, on_round=lambda: self.redis.submit(self._counters))
         self._db_seen = _db_seen if _db_seen is not None else RawValue("d", time.monotonic())
         self._probe_lock = threading.Lock()
         self._probing_since: float | None = None
@@ -148,6 +162,13 @@ class ProcessServices:
             "leases_renewed": self.leases.renewed,
             "db_threads": self.db_threads,
         }
+
+    def _counters(self) -> None:
+        try:
+            with self.app.app_context():
+                self.publish_counters()
+        except Exception:
+            logger.debug("process counters not published", exc_info=True)
 
     def publish_counters(self) -> None:
         """The process's own counters in Redis (for operators and tests), each lease round."""
