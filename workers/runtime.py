@@ -51,6 +51,7 @@ class DaemonRuntime:
         self.instance: DaemonInstance | None = None
         self.lease_sent = 0.0  # monotonic send time of the acquire that took the lease
         self.claimed = False  # the row was claimed: this instance ran (or runs)
+        self.run_closed = False  # its run record closed with the final status
 
     def run(self) -> str:
         """Run the daemon until it stops; returns how it ended (for the task result/logs).
@@ -114,22 +115,25 @@ class DaemonRuntime:
         daemon = daemon_class(instance, row.name, config)
         outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
         result = self._finish(instance, outcome, row.restart_policy)
-        # The row says how it ended: a successor may start now (the run record is this
-        # generation's own, and each write costs a connection of its own in a prefork child).
+        # The row says how it ended, and its run record with it: a successor may start now.
         with contextlib.suppress(Exception):  # else run()'s own release tries again
             lease.release_lease(self.daemon_id, self.generation)
-        self._close_run(instance, outcome)
+        if not self.run_closed:  # fenced, or the final write failed
+            self._close_run(instance, outcome)
         return result
+
+    def _run_ending(self, instance: DaemonInstance, outcome: str) -> dict:
+        if outcome == "stopped" and "restart" in (instance.stop_reason or ""):
+            outcome = RunOutcome.RESTARTED
+        return dict(
+            outcome=outcome, error=instance.error,
+            lines_logged=instance.logs.written, lines_dropped=instance.lines_lost,
+        )  # fmt: skip
 
     def _close_run(self, instance: DaemonInstance, outcome: str) -> None:
         """End this generation's run; a fenced one too (only its own record is touched)."""
-        if outcome == "stopped" and "restart" in (instance.stop_reason or ""):
-            outcome = RunOutcome.RESTARTED
         try:
-            runs.close_run(
-                self.daemon_id, self.generation, outcome, error=instance.error,
-                lines_logged=instance.logs.written, lines_dropped=instance.lines_lost,
-            )  # fmt: skip
+            runs.close_run(self.daemon_id, self.generation, **self._run_ending(instance, outcome))
         except Exception:  # cut off from the database: the supervisor closes it instead
             logging.getLogger(__name__).warning("run record not closed", exc_info=True)
 
@@ -148,21 +152,26 @@ class DaemonRuntime:
 
     def _write_outcome(self, instance: DaemonInstance, outcome: str, restart_policy: str) -> None:
         # The status line keeps the daemon's last text (or says how it ended) and counts
-        # the log lines this run lost.
+        # the log lines this run lost. The run record closes in the same transaction: whoever
+        # sees the status sees how the run ended.
+        run = self._run_ending(instance, outcome)
         if outcome == "crashed":
-            self._write_final(
-                DaemonStatus.ERROR, last_error=instance.error, **instance.status_values()
-            )
+            values = dict(status=DaemonStatus.ERROR, last_error=instance.error,
+                          **instance.status_values())  # fmt: skip
         elif outcome == "returned" and restart_policy != RestartPolicy.ALWAYS:
-            self._write_final(
-                DaemonStatus.STOPPED,
-                desired_state=DesiredState.STOPPED,
-                **instance.status_values("run() returned"),
-            )
+            values = dict(status=DaemonStatus.STOPPED, desired_state=DesiredState.STOPPED,
+                          **instance.status_values("run() returned"))  # fmt: skip
         elif instance.shutdown:
-            self._write_final(DaemonStatus.STOPPED, **instance.status_values("worker shut down"))
+            values = dict(status=DaemonStatus.STOPPED,
+                          **instance.status_values("worker shut down"))  # fmt: skip
         else:
-            self._write_final(DaemonStatus.STOPPED, **instance.status_values())
+            values = dict(status=DaemonStatus.STOPPED, **instance.status_values())
+
+        def close(conn) -> None:
+            runs.close_run(self.daemon_id, self.generation, conn=conn, **run)
+
+        # Committed (and so closed) unless a successor owns the row.
+        self.run_closed = self._write_final(along=close, **values) is not None
 
     def _finish_unstarted(self) -> None:
         """Stopped before this instance ran: a stop that saw a lease (ours, or an older
@@ -175,8 +184,8 @@ class DaemonRuntime:
             status_line="stopped before it started",
         )  # fmt: skip
 
-    def _write_final(self, status: DaemonStatus, **values) -> None:
-        retry_exhausted(
+    def _write_final(self, status: DaemonStatus, **values) -> dict | None:
+        return retry_exhausted(
             change_daemon,
             self.daemon_id, if_generation=self.generation, status=status,
             stopped_at=datetime.now(UTC), worker_pid=None, **values,

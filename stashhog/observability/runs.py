@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 
 from stashhog.extensions import db
 from stashhog.models import DaemonRun
@@ -51,18 +52,21 @@ def close_run(
     outcome: RunOutcome | str,
     *,
     error: str | None = None,
+    conn: Connection | None = None,
     **counts: int,
 ) -> bool:
     """End the run (if it is still open) with ``outcome``; ``counts`` are lines_logged and
-    lines_dropped. False when it was closed already."""
+    lines_dropped. False when it was closed already. Given ``conn``, in its transaction."""
     stmt = (
         update(runs)
         .where(runs.c.daemon_id == _uuid(daemon_id), runs.c.generation == generation)
         .where(runs.c.stopped_at.is_(None))
         .values(stopped_at=datetime.now(UTC), outcome=str(outcome), error=error, **counts)
     )
-    with db.engine.begin() as conn:
+    if conn is not None:
         return conn.execute(stmt).rowcount > 0
+    with db.engine.begin() as own:
+        return own.execute(stmt).rowcount > 0
 
 
 def list_runs(daemon_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ page never works health out for itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ def change_daemon(
     if_generation: int | None = None,
     only_if: dict[str, Any] | None = None,
     conn: Connection | None = None,
+    along: Callable[[Connection], Any] | None = None,
     **values: Any,
 ) -> dict | None:
     """Apply ``values`` to the daemon row, commit, and publish what changed.
@@ -44,17 +46,22 @@ def change_daemon(
     Returns the daemon as a dict, or None when the row is gone, ``if_generation`` no longer
     owns it, or a column named in ``only_if`` differs from the value given there. Given a
     ``conn``, the write joins the caller's transaction and the caller calls
-    ``publish_change`` once it has committed.
+    ``publish_change`` once it has committed. ``along(conn)`` runs in the same transaction
+    once the row was changed (a final status and its run record commit together).
     """
     conditions = dict(only_if or {})
     if if_generation is not None:
         conditions["generation"] = if_generation
     if conn is not None:
         row = _update_row(conn, daemon_id, conditions, values)
+        if row is not None and along is not None:
+            along(conn)
         return daemon_to_dict(row) if row is not None else None
     with db.engine.begin() as own:
         bound_lock_holding(own)
         row = _update_row(own, daemon_id, conditions, values)
+        if row is not None and along is not None:
+            along(own)
     if row is None:
         return None
     publish_change(row, status_changed="status" in values)
