@@ -7,7 +7,18 @@ Only failures count, so a user who signs in often is never slowed down.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_limiter import Limiter
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
@@ -15,7 +26,7 @@ from stashhog.auth import audit
 from stashhog.auth.actor import request_actor
 from stashhog.auth.roles import Role, require
 from stashhog.auth.users import authenticate
-from stashhog.extensions import csrf, limiter
+from stashhog.extensions import csrf
 
 bp = Blueprint("auth", __name__)
 LOGIN_FAILED = "Unknown user or wrong password."
@@ -33,9 +44,17 @@ def _username_key() -> str:
     return "user:" + request.form.get("username", "")[:100]
 
 
+def limit_logins(app: Flask, limiter: Limiter) -> None:
+    """Limit the app's login view with its own limiter (one per app: a Limiter keeps one
+    storage, so a second app bound to the same one would count in the other's Redis)."""
+    view = app.view_functions["auth.login"]
+    for key_func in (None, _username_key):
+        view = limiter.limit(login_limit, methods=["POST"], key_func=key_func,
+                             deduct_when=_failed_login)(view)  # fmt: skip
+    app.view_functions["auth.login"] = view
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"], deduct_when=_failed_login)
-@limiter.limit(login_limit, methods=["POST"], key_func=_username_key, deduct_when=_failed_login)
 def login():
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":

@@ -111,6 +111,19 @@ def test_failed_logins_are_limited_across_web_processes(app):
     assert "Too many failed sign-ins" in login(two, name).get_data(as_text=True)
 
 
+def test_each_app_counts_failures_in_its_own_redis(app):
+    """An app made later, on another Redis (here one nobody listens on), leaves the first
+    app's limit where it was: in the first app's Redis, still counting."""
+    limited = {**app.config, "LOGIN_RATE_LIMIT": "2 per minute"}
+    one = create_app(limited).test_client()
+    elsewhere = {k: v for k, v in limited.items() if not k.startswith("RATELIMIT_")}
+    create_app({**elsewhere, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    name = f"own-{uuid.uuid4().hex[:6]}"
+    with app.app_context():
+        ensure_user(name, Role.VIEWER)
+    assert [login(one, name, "wrong").status_code for _ in range(3)] == [401, 401, 429]
+
+
 @pytest.mark.parametrize("bad", ["", "short"])
 def test_passwords_shorter_than_eight_characters_are_refused(app, bad):
     from stashhog.errors import Invalid
