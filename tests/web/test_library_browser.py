@@ -85,6 +85,9 @@ def test_a_files_page_shows_its_metadata(page, files, library):
     expect(facts).to_contain_text("64×48")
     expect(facts).to_contain_text("10 fps")
     expect(page.locator("[data-media-badge]")).to_have_text("ready")
+    # The cover loads after the facts render: wait until it has finished (a broken one
+    # finishes too, with no width, and fails the check).
+    page.wait_for_function("() => document.querySelector('[data-media-cover] img')?.complete")
     assert page.eval_on_selector("[data-media-cover] img", "i => i.naturalWidth") == 64
     failed = files[str(library / "cut.mp4")]
     page.goto(f"/library/{failed.id}")
