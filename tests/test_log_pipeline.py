@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from stashhog import create_app
+from stashhog.database import use_worker_pool
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
 from stashhog.services.daemon_logs import publish_log_lines
 from stashhog.services.fencing import Fenced
+from tests.support.wait import eventually
 from workers.log_pipeline import (
     DROP_WARNING,
     FINAL_GRACE,
@@ -150,10 +154,10 @@ def recording_call_db(app, writes: list, fail_after_commit: int = 0):
     ``fail_after_commit`` writes commit and then raise, as when the commit reply is lost."""
     failures = [fail_after_commit]
 
-    async def call_db(fn, *args):
+    async def call_db(fn, *args, **kwargs):
         def run():
             with app.app_context():
-                return fn(*args)
+                return fn(*args, **kwargs)
 
         result = await asyncio.to_thread(run)
         if fn is publish_log_lines:
@@ -340,3 +344,57 @@ def test_lines_a_stop_gave_up_on_still_count_when_its_last_line_finds_a_successo
     pipeline = run_with_flusher(app, daemon, scenario, call_db=call_db)
     assert state["fenced"] and stored(daemon.id) == []
     assert pipeline.discarded == 5 and pipeline.written == 0
+
+
+def test_a_prefork_childs_pipeline_keeps_its_connection_while_behind_then_closes_it(
+    app, make_daemon
+):
+    """Without a pool (a prefork child), each batch connected anew: 20-30 ms a batch of a
+    burst. While the next batch already waits, the writes share one backend; once caught
+    up, the pipeline holds no connection."""
+    name = f"pipeline-{uuid.uuid4().hex[:8]}"
+    config = {k: v for k, v in app.config.items() if not k.startswith("RATELIMIT_")}
+    child = create_app({**config, "SQLALCHEMY_ENGINE_OPTIONS": {
+        "connect_args": {"application_name": name}}})  # fmt: skip
+    use_worker_pool(child, pool_size=None)
+    daemon = make_daemon(generation=1)
+    backends = []
+
+    def recorded(write):
+        def write_noting_backend(*args, conn=None):
+            if conn is not None:
+                backends.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+                conn.commit()
+            else:
+                backends.append(None)
+            return write(*args, conn=conn)
+
+        return write_noting_backend
+
+    async def call_db(fn, *args, **kwargs):
+        if fn.__name__ == "run":  # WriterConnection.run(write, ...): note the write's backend
+            args = (recorded(args[0]), *args[1:])
+
+        def run():
+            with child.app_context():
+                return fn(*args, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+    async def scenario(pipeline):
+        for number in range(60_000):  # no await: the first batch leaves a full one waiting
+            pipeline.emit("INFO", f"line {number}")
+        await pipeline.wait_flushed()
+
+    run_with_flusher(app, daemon, scenario, call_db=call_db, max_lines=100_000)
+    assert len(stored(daemon.id)) == 60_000
+    assert len(backends) >= 2 and None not in backends and len(set(backends)) == 1, backends
+
+    def sessions() -> int:
+        with db.engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": name},
+            ).scalar_one()
+
+    assert eventually(lambda: sessions() == 0, timeout=5)

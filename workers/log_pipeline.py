@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from stashhog.services.daemon_logs import (
     LogLine,
+    WriterConnection,
     publish_log_lines,
     store_log_batch,
     write_log_batch,
@@ -101,6 +102,7 @@ class LogPipeline:
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publishing: asyncio.Future | None = None
+        self._writer = WriterConnection()  # kept between batches while a full one waits
 
     # -- the daemon's side -----------------------------------------------------------------
     def emit(self, level: str, message: str) -> None:
@@ -178,6 +180,7 @@ class LogPipeline:
                 on_fenced()
                 return
         await self.settle()
+        self._writer.close()  # no write in flight: finish() connects again if it must
 
     def stopping(self) -> None:
         """A stop was requested: a few lines (on_stop's) now wait for ``finish()``, which
@@ -217,7 +220,8 @@ class LogPipeline:
             await self.settle()  # it publishes too: after the batch before it
         try:
             write = write_log_batch if small else store_log_batch
-            ids = await self.call_db(write, self.daemon_id, self.generation, batch)
+            ids = await self.call_db(self._writer.run, write, self.daemon_id, self.generation,
+                                     batch, keep=self._behind)  # fmt: skip
         except Fenced:
             self.discarded += self._discard(batch) + self._discard(self.pending)
             raise
@@ -234,6 +238,10 @@ class LogPipeline:
             await self.settle()  # events in order, and at most two batches held in memory
             self._publishing = asyncio.ensure_future(self._publish(batch, ids))
         return True
+
+    def _behind(self) -> bool:
+        """A batch worth its own write already waits (read on the writing thread)."""
+        return len(self.pending) >= OVERLAP_LINES and not self._closing
 
     async def _publish(self, batch: list[LogLine], ids: dict[int, int]) -> None:
         try:
@@ -307,8 +315,9 @@ class LogPipeline:
         self._append("INFO", message, line_bytes(message))
         final = list(self.pending)
         self.pending.clear()
-        try:
-            await self.call_db(write_log_batch, self.daemon_id, self.generation, final)
+        try:  # on the connection the flush kept, if it kept one, and closing it after
+            await self.call_db(self._writer.run, write_log_batch, self.daemon_id,
+                               self.generation, final, keep=lambda: False)  # fmt: skip
             self.written += len(final)
         except Fenced:  # what it gave up on still counts (the instance says how many)
             self.discarded += unwritten
