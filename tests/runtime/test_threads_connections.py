@@ -16,16 +16,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from stashhog import create_app
 from stashhog.database import DB_BUSY_BUDGET, DatabaseBusy, is_exhaustion, retry_exhausted
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.services import daemon_capacity
 from stashhog.services.daemon_control import start_daemon, stop_daemon
-from tests.support import services
-from tests.support.isolation import dedicated_daemons_worker
+from tests.support.isolation import dedicated_daemons_worker, own_broker_worker
 from tests.support.wait import eventually
-from tests.support.workers import ROOT, start_daemons_worker
+from tests.support.workers import ROOT
 
 
 def select_one(engine) -> int:
@@ -119,21 +117,11 @@ def test_a_start_without_any_connection_is_recorded_for_the_supervisor_not_left_
 ):
     """A threads worker whose role PostgreSQL refuses every connection: the start's runtime
     retries for DB_BUSY_BUDGET, then records why (for the supervisor's ERROR: H3's part)."""
-    try:
-        redis_url, _client = services.claim_redis_database()
-    except Exception as exc:
-        services.unavailable("Redis (TEST_REDIS_URL)", exc)
-    prefix = f"stashhog-busy-{uuid.uuid4().hex[:6]}"
-    config = {name: app.config[name] for name in ("SECRET_KEY", "DAEMON_MODULES")}
-    own = create_app({**config, "TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "REDIS_URL": redis_url, "REDIS_PREFIX": prefix})  # fmt: skip
     roles = role_with_limit(database_url, 0)
-    refused = next(roles)
-    env = {**worker_env, "REDIS_URL": redis_url, "STASHHOG_REDIS_PREFIX": prefix,
-           "DATABASE_URL": refused.render_as_string(hide_password=False)}  # fmt: skip
-    worker = start_daemons_worker(env, own.extensions["celery"], concurrency=4, pool="threads")
+    refused = next(roles).render_as_string(hide_password=False)
     try:
-        with own.app_context():
+        with own_broker_worker(app, worker_env, database_url, label="busy", concurrency=4,
+                               pool="threads", DATABASE_URL=refused) as (_own, worker):  # fmt: skip
             daemon = Daemon(name=f"busy-{uuid.uuid4().hex[:6]}", type="TEST_DAEMON",
                             configuration={"log_interval": 3600})  # fmt: skip
             db.session.add(daemon)
@@ -152,15 +140,11 @@ def test_a_start_without_any_connection_is_recorded_for_the_supervisor_not_left_
             assert "too many connections for role" in reason
             assert DB_BUSY_BUDGET - 2 <= waited <= DB_BUSY_BUDGET + 8, waited
             assert row["status"] == "STARTING"  # the supervisor ends it (ERROR), not us
+            worker.kill()  # its runtime retries no more: no shutdown to wait for
             db.session.delete(db.session.get(Daemon, daemon.id))
             db.session.commit()
-            db.session.remove()
             db.engine.dispose()
     finally:
-        worker.kill()
-        worker.log.close()
-        app.extensions["celery"].set_default()
-        services.release_redis_database(redis_url)
         roles.close()
 
 

@@ -3,7 +3,6 @@ daemons worker slot busy (a real ``-c 1`` worker), or a failure its runtime reco
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from datetime import timedelta
@@ -11,54 +10,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from stashhog import create_app
 from stashhog.database import DB_BUSY_BUDGET
-from stashhog.events import get_redis, key
+from stashhog.events import get_redis
 from stashhog.extensions import db
 from stashhog.models import Daemon
 from stashhog.services import daemon_capacity, supervisor
 from stashhog.services.daemon_control import start_daemon, stop_daemon
 from tests.runtime.test_threads_connections import role_with_limit
-from tests.support import services
+from tests.support.isolation import own_broker_worker
 from tests.support.wait import eventually
-from tests.support.workers import start_daemons_worker
 
 QUIET = {"log_interval": 3600, "heartbeat_interval": 1, "job_interval": 3600}
 
 
-@contextlib.contextmanager
-def broker_with_worker(app, worker_env, database_url, **env):
-    """An app and a ``-c 1`` daemons worker (``env`` added to its environment) on a Redis
-    database of their own: the session's worker (four slots) must not take these starts."""
-    try:
-        redis_url, _client = services.claim_redis_database()
-    except Exception as exc:
-        services.unavailable("Redis (TEST_REDIS_URL)", exc)
-    prefix = f"stashhog-capacity-{uuid.uuid4().hex[:6]}"
-    config = {name: app.config[name] for name in ("SECRET_KEY", "DAEMON_MODULES")}
-    config |= {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
-               "REDIS_PREFIX": prefix, "STOP_TIMEOUT": 5.0}  # fmt: skip
-    own = create_app(config)
-    env = {**worker_env, "REDIS_URL": redis_url, "STASHHOG_REDIS_PREFIX": prefix, **env}
-    worker = start_daemons_worker(env, own.extensions["celery"], concurrency=1)
-    try:
-        with own.app_context():
-            yield own, worker
-            db.session.remove()
-    finally:
-        # This app's passes marked the (shared) database's last pass: the session's next pass
-        # must not take its own Redis, which has no mark of them, for a restarted one (and
-        # hold every lost instance for a grace).
-        with app.app_context():
-            get_redis().set(key("supervisor", "seen"), 1)
-        worker.stop()
-        app.extensions["celery"].set_default()
-        services.release_redis_database(redis_url)
-
-
 @pytest.fixture
 def own_broker(app, worker_env, database_url):
-    with broker_with_worker(app, worker_env, database_url) as own:
+    with own_broker_worker(app, worker_env, database_url, label="capacity") as own:
         yield own
 
 
@@ -149,7 +116,8 @@ def test_a_start_whose_worker_gets_no_database_connection_ends_error(
     roles = role_with_limit(database_url, 0)
     refused = next(roles).render_as_string(hide_password=False)
     try:
-        with broker_with_worker(app, worker_env, database_url, DATABASE_URL=refused):
+        with own_broker_worker(app, worker_env, database_url, label="capacity",
+                               DATABASE_URL=refused):  # fmt: skip
             daemon_id = make("no-connection")
             start_daemon(daemon_id)
             timeout = DB_BUSY_BUDGET + supervisor.DISPATCH_TIMEOUT.seconds + 10
