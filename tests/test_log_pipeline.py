@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, text
 
 from stashhog import create_app
-from stashhog.database import use_worker_pool
+from stashhog.database import HeldConnection, use_worker_pool
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
-from stashhog.services.daemon_logs import publish_log_lines
+from stashhog.services.daemon_logs import LogLine, publish_log_lines, write_log_batch
+from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
 from tests.support.wait import eventually
 from workers.log_pipeline import (
@@ -346,17 +350,23 @@ def test_lines_a_stop_gave_up_on_still_count_when_its_last_line_finds_a_successo
     assert pipeline.discarded == 5 and pipeline.written == 0
 
 
+def prefork_child_app(app):
+    """An app whose engine is a prefork child's (no pool), its connections named."""
+    name = f"pipeline-{uuid.uuid4().hex[:8]}"
+    config = {k: v for k, v in app.config.items() if not k.startswith("RATELIMIT_")}
+    child = create_app({**config, "SQLALCHEMY_ENGINE_OPTIONS": {
+        "connect_args": {"application_name": name}}})  # fmt: skip
+    use_worker_pool(child, pool_size=None)
+    return name, child
+
+
 def test_a_prefork_childs_pipeline_keeps_its_connection_while_behind_then_closes_it(
     app, make_daemon
 ):
     """Without a pool (a prefork child), each batch connected anew: 20-30 ms a batch of a
     burst. While the next batch already waits, the writes share one backend; once caught
     up, the pipeline holds no connection."""
-    name = f"pipeline-{uuid.uuid4().hex[:8]}"
-    config = {k: v for k, v in app.config.items() if not k.startswith("RATELIMIT_")}
-    child = create_app({**config, "SQLALCHEMY_ENGINE_OPTIONS": {
-        "connect_args": {"application_name": name}}})  # fmt: skip
-    use_worker_pool(child, pool_size=None)
+    name, child = prefork_child_app(app)
     daemon = make_daemon(generation=1)
     backends = []
 
@@ -398,3 +408,31 @@ def test_a_prefork_childs_pipeline_keeps_its_connection_while_behind_then_closes
             ).scalar_one()
 
     assert eventually(lambda: sessions() == 0, timeout=5)
+
+
+def test_a_final_status_on_the_held_connection_commits_with_its_run_and_a_broken_one_is_told(
+    app, make_daemon
+):
+    """The stop's final status goes on the connection its last log lines kept: one
+    transaction with the run record. A held connection whose backend died meanwhile raises
+    OperationalError, which the runtime answers with a connection of its own."""
+    name, child = prefork_child_app(app)
+    daemon = make_daemon(generation=3)
+    held = HeldConnection()
+    with child.app_context():
+        line = LogLine(1, "INFO", "stopped (test)", datetime.now(UTC))
+        held.run(write_log_batch, daemon.id, 3, [line], keep=lambda: True)
+        conn = held.take()
+        assert conn is not None and held.take() is None  # handed over, once
+        backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        conn.commit()
+        ran = []
+        changed = change_daemon(daemon.id, on=conn, if_generation=3, status_line="done",
+                                along=lambda c: ran.append(c is conn))  # fmt: skip
+        assert changed["status_line"] == "done" and ran == [True]
+        with db.engine.connect() as admin:  # (the child's engine: its own connection)
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        with pytest.raises(sa.exc.OperationalError):
+            change_daemon(daemon.id, on=conn, if_generation=3, status_line="again")
+        conn.close()
+    assert [r.message for r in stored(daemon.id)] == ["stopped (test)"]

@@ -30,9 +30,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from stashhog.database import HeldConnection
 from stashhog.services.daemon_logs import (
     LogLine,
-    WriterConnection,
     publish_log_lines,
     store_log_batch,
     write_log_batch,
@@ -102,7 +102,9 @@ class LogPipeline:
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publishing: asyncio.Future | None = None
-        self._writer = WriterConnection()  # kept between batches while a full one waits
+        # Kept between batches while a full one waits, and for the stop's last writes (the
+        # instance's runtime closes it after the final status).
+        self.writer = HeldConnection()
 
     # -- the daemon's side -----------------------------------------------------------------
     def emit(self, level: str, message: str) -> None:
@@ -180,7 +182,6 @@ class LogPipeline:
                 on_fenced()
                 return
         await self.settle()
-        self._writer.close()  # no write in flight: finish() connects again if it must
 
     def stopping(self) -> None:
         """A stop was requested: a few lines (on_stop's) now wait for ``finish()``, which
@@ -220,7 +221,7 @@ class LogPipeline:
             await self.settle()  # it publishes too: after the batch before it
         try:
             write = write_log_batch if small else store_log_batch
-            ids = await self.call_db(self._writer.run, write, self.daemon_id, self.generation,
+            ids = await self.call_db(self.writer.run, write, self.daemon_id, self.generation,
                                      batch, keep=self._behind)  # fmt: skip
         except Fenced:
             self.discarded += self._discard(batch) + self._discard(self.pending)
@@ -315,9 +316,9 @@ class LogPipeline:
         self._append("INFO", message, line_bytes(message))
         final = list(self.pending)
         self.pending.clear()
-        try:  # on the connection the flush kept, if it kept one, and closing it after
-            await self.call_db(self._writer.run, write_log_batch, self.daemon_id,
-                               self.generation, final, keep=lambda: False)  # fmt: skip
+        try:  # kept for the final status
+            await self.call_db(self.writer.run, write_log_batch, self.daemon_id,
+                               self.generation, final, keep=lambda: True)  # fmt: skip
             self.written += len(final)
         except Fenced:  # what it gave up on still counts (the instance says how many)
             self.discarded += unwritten
@@ -339,8 +340,9 @@ class LogPipeline:
         self._append("INFO", message, line_bytes(message))
         batch = list(self.pending)
         self.pending.clear()
-        try:
-            await self.call_db(write_log_batch, self.daemon_id, self.generation, batch)
+        try:  # kept for the final status
+            await self.call_db(self.writer.run, write_log_batch, self.daemon_id,
+                               self.generation, batch, keep=lambda: True)  # fmt: skip
         except Fenced:  # the daemon's lines count as given up on (the last line is ours)
             last = batch.pop()
             self.discarded += self._discard(batch)

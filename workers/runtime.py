@@ -20,6 +20,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import select
 
@@ -114,7 +115,10 @@ class DaemonRuntime:
         self.instance = instance
         daemon = daemon_class(instance, row.name, config)
         outcome = asyncio.run(instance.main(daemon, config.heartbeat_interval))
-        result = self._finish(instance, outcome, row.restart_policy)
+        try:
+            result = self._finish(instance, outcome, row.restart_policy)
+        finally:
+            instance.logs.writer.close()  # held for the final status, if it was not used
         # The row says how it ended, and its run record with it: a successor may start now.
         with contextlib.suppress(Exception):  # else run()'s own release tries again
             lease.release_lease(self.daemon_id, self.generation)
@@ -185,11 +189,19 @@ class DaemonRuntime:
         )  # fmt: skip
 
     def _write_final(self, status: DaemonStatus, **values) -> dict | None:
-        return retry_exhausted(
-            change_daemon,
-            self.daemon_id, if_generation=self.generation, status=status,
-            stopped_at=datetime.now(UTC), worker_pid=None, **values,
-        )  # fmt: skip
+        values.update(if_generation=self.generation, status=status,
+                      stopped_at=datetime.now(UTC), worker_pid=None)  # fmt: skip
+        # On the connection the last log lines went on (a prefork child's), then closed.
+        held = self.instance.logs.writer.take() if self.instance is not None else None
+        if held is not None:
+            try:
+                return change_daemon(self.daemon_id, on=held, **values)
+            except sa.exc.OperationalError:  # it broke meanwhile: a connection of its own
+                logger.info("final status: held connection lost; connecting again")
+            finally:
+                with contextlib.suppress(Exception):
+                    held.close()
+        return retry_exhausted(change_daemon, self.daemon_id, **values)
 
     # -- ownership -------------------------------------------------------------------------
     def _load(self):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import NullPool
 
 from stashhog.events import EventType, publish
 from stashhog.extensions import db
@@ -77,40 +75,6 @@ def store_log_batch(
         if not is_line_collision(exc):
             raise
         return _store(daemon_id, generation, lines, conn, retry=True)
-
-
-class WriterConnection:
-    """The connection a log pipeline keeps from one batch to the next while it is behind.
-
-    A prefork child has no pool (``stashhog.database.use_worker_pool``): every call connects,
-    and a new backend's first statements load its catalog caches, 20-30 ms a batch under a
-    burst (a tenth of the write). ``run`` keeps the connection after a write only while
-    ``keep()`` says the next batch already waits, so a daemon logging at an ordinary rate
-    still holds none between writes. With a pool (threads workers, the web) it does nothing:
-    a pooled connection is warm, and the pool's few connections are every daemon's."""
-
-    def __init__(self) -> None:
-        self._conn: Connection | None = None
-
-    def run(self, fn: Callable[..., Any], *args: Any, keep: Callable[[], bool]) -> Any:
-        if not isinstance(db.engine.pool, NullPool):
-            return fn(*args)
-        if self._conn is None:
-            self._conn = db.engine.connect()
-        try:
-            return fn(*args, conn=self._conn)
-        except BaseException:
-            self.close()  # whatever failed, the next write starts on a fresh connection
-            raise
-        finally:
-            if self._conn is not None and not keep():
-                self.close()
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
 
 
 def is_line_collision(exc: IntegrityError) -> bool:

@@ -38,6 +38,7 @@ def change_daemon(
     if_generation: int | None = None,
     only_if: dict[str, Any] | None = None,
     conn: Connection | None = None,
+    on: Connection | None = None,
     along: Callable[[Connection], Any] | None = None,
     **values: Any,
 ) -> dict | None:
@@ -46,8 +47,10 @@ def change_daemon(
     Returns the daemon as a dict, or None when the row is gone, ``if_generation`` no longer
     owns it, or a column named in ``only_if`` differs from the value given there. Given a
     ``conn``, the write joins the caller's transaction and the caller calls
-    ``publish_change`` once it has committed. ``along(conn)`` runs in the same transaction
-    once the row was changed (a final status and its run record commit together).
+    ``publish_change`` once it has committed. Given ``on``, a transaction of its own on that
+    connection (a prefork child's held one: ``stashhog.database.HeldConnection``).
+    ``along(conn)`` runs in the same transaction once the row was changed (a final status
+    and its run record commit together).
     """
     conditions = dict(only_if or {})
     if if_generation is not None:
@@ -57,15 +60,24 @@ def change_daemon(
         if row is not None and along is not None:
             along(conn)
         return daemon_to_dict(row) if row is not None else None
-    with db.engine.begin() as own:
-        bound_lock_holding(own)
-        row = _update_row(own, daemon_id, conditions, values)
-        if row is not None and along is not None:
-            along(own)
+    if on is not None:
+        with on.begin():
+            row = _change(on, daemon_id, conditions, values, along)
+    else:
+        with db.engine.begin() as own:
+            row = _change(own, daemon_id, conditions, values, along)
     if row is None:
         return None
     publish_change(row, status_changed="status" in values)
     return daemon_to_dict(row)
+
+
+def _change(conn: Connection, daemon_id, conditions: dict, values: dict, along) -> Row | None:
+    bound_lock_holding(conn)
+    row = _update_row(conn, daemon_id, conditions, values)
+    if row is not None and along is not None:
+        along(conn)
+    return row
 
 
 def _update_row(conn: Connection, daemon_id, conditions: dict, values: dict) -> Row | None:
