@@ -4,6 +4,7 @@ of a stop, in this process, writing to the real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -436,3 +437,38 @@ def test_a_final_status_on_the_held_connection_commits_with_its_run_and_a_broken
             change_daemon(daemon.id, on=conn, if_generation=3, status_line="again")
         conn.close()
     assert [r.message for r in stored(daemon.id)] == ["stopped (test)"]
+
+
+def test_a_final_batch_still_running_at_the_stop_deadline_is_cancelled_and_counted(
+    app, make_daemon
+):
+    """A final-flush batch that meets a slow moment (here the daemon's row locked by another
+    transaction, as a merge of the full-text index's pending list can stall a COPY for up to
+    a second) is cancelled by PostgreSQL at the deadline: its lines count as not written,
+    and the stop does not wait for it (before, it waited for the lock, then wrote them)."""
+    daemon = make_daemon(generation=1)
+    result = {}
+    locker = db.engine.connect()
+    locker.execute(text("SELECT 1 FROM daemons WHERE id = :id FOR UPDATE"), {"id": daemon.id})
+    release = threading.Timer(1.5, locker.rollback)
+
+    async def scenario(pipeline):
+        pipeline.close()  # the flusher ends: only finish() writes from here on
+        await asyncio.sleep(0.05)
+        for number in range(2000):  # more than a stop writes in one go with its last line
+            pipeline.emit("INFO", f"line {number}")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        release.start()
+        result["unwritten"] = await pipeline.finish(began + 0.5, lambda n: f"stopped; {n} left")
+        result["seconds"] = loop.time() - began
+
+    try:
+        run_with_flusher(app, daemon, scenario)
+    finally:
+        release.join()
+        locker.close()
+    assert result["unwritten"] == 2000
+    # The last line waited for the lock (1.5 s); the batch did not wait as well.
+    assert 1.4 < result["seconds"] < 2.5, result
+    assert [r.message for r in stored(daemon.id)] == ["stopped; 2000 left"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from stashhog.database import HeldConnection
 from stashhog.services.daemon_logs import (
     LogLine,
     publish_log_lines,
+    ran_out_of_time,
     store_log_batch,
     write_log_batch,
 )
@@ -205,29 +207,37 @@ class LogPipeline:
         """Write everything pending, batch by batch, until ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
         while self.pending and loop.time() < deadline:
-            if not await self._write_batch(self._batch_size(loop.time(), deadline)):
+            if not await self._write_batch(self._batch_size(loop.time(), deadline), deadline):
                 return
 
     def _batch_size(self, now: float, deadline: float | None) -> int:
         seconds = BATCH_SECONDS if deadline is None else min(BATCH_SECONDS, deadline - now)
         return max(1, min(len(self.pending), MAX_BATCH, int(self._rate * seconds)))
 
-    async def _write_batch(self, size: int) -> bool:
+    async def _write_batch(self, size: int, deadline: float | None = None) -> bool:
         """Store the next ``size`` lines and publish them (a large batch while the next one
-        is stored); False after a passing error (the lines are kept)."""
+        is stored); False after a passing error (the lines are kept). Before a ``deadline``
+        (a stop's), PostgreSQL cancels a write still running at it: a batch that meets a
+        slow moment (the full-text index merging its pending list takes up to a second)
+        stays pending, to be counted as not written, rather than overrun the stop."""
         batch = [self.pending.popleft() for _ in range(size)]
         began = time.monotonic()
         if small := size < OVERLAP_LINES:
             await self.settle()  # it publishes too: after the batch before it
+        write = write_log_batch if small else store_log_batch
+        if deadline is not None:
+            left = max(0.05, deadline - asyncio.get_running_loop().time())
+            write = functools.partial(write, within=left)
         try:
-            write = write_log_batch if small else store_log_batch
             ids = await self.call_db(self.writer.run, write, self.daemon_id, self.generation,
                                      batch, keep=self._behind)  # fmt: skip
         except Fenced:
             self.discarded += self._discard(batch) + self._discard(self.pending)
             raise
-        except Exception:
+        except Exception as exc:
             self.pending.extendleft(reversed(batch))
+            if deadline is not None and ran_out_of_time(exc):
+                return False  # the deadline has come: finish() counts them
             logger.exception("log flush failed; retrying")
             await asyncio.sleep(0.5)
             return False

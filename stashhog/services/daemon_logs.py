@@ -27,6 +27,7 @@ EVENT_CHUNK = 500
 COPY_CHUNK = 2000
 # A line's identity (daemon, generation, seq): what a retried batch collides on.
 LINE_IDENTITY = "uq_daemon_logs_daemon_id_generation_seq"
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by its statement_timeout
 
 # The batch's row ids in one round trip (COPY returns none): nextval() once a line, and only
 # the range back when no other writer took values meanwhile (nearly always), else the list.
@@ -50,31 +51,48 @@ class LogLine(NamedTuple):
 
 
 def write_log_batch(
-    daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine], conn: Connection | None = None
+    daemon_id: uuid.UUID,
+    generation: int,
+    lines: Sequence[LogLine],
+    conn: Connection | None = None,
+    *,
+    within: float | None = None,
 ) -> list[dict]:
     """Persist ``lines`` if ``generation`` still owns the daemon (else ``Fenced``), then
     publish them. Returns the newly stored lines as dicts with their ids, in order."""
-    ids = store_log_batch(daemon_id, generation, lines, conn)
+    ids = store_log_batch(daemon_id, generation, lines, conn, within=within)
     return publish_log_lines(daemon_id, generation, lines, ids)
 
 
 def store_log_batch(
-    daemon_id: uuid.UUID, generation: int, lines: Sequence[LogLine], conn: Connection | None = None
+    daemon_id: uuid.UUID,
+    generation: int,
+    lines: Sequence[LogLine],
+    conn: Connection | None = None,
+    *,
+    within: float | None = None,
 ) -> dict:
     """Persist ``lines`` if ``generation`` still owns the daemon (else ``Fenced``); returns
     the row id of each newly stored line, by seq. On ``conn`` (a transaction of its own)
-    when given, else on a connection for this call.
+    when given, else on a connection for this call. ``within``: seconds each statement may
+    take on PostgreSQL (a stop's deadline), past which it is cancelled and rolled back
+    (``ran_out_of_time``).
 
     A batch retried after its commit reply was lost collides on LINE_IDENTITY: it is written
     again without the lines already stored, so a retry never duplicates a line."""
     if not lines:
         return {}
     try:
-        return _store(daemon_id, generation, lines, conn, retry=False)
+        return _store(daemon_id, generation, lines, conn, retry=False, within=within)
     except IntegrityError as exc:
         if not is_line_collision(exc):
             raise
-        return _store(daemon_id, generation, lines, conn, retry=True)
+        return _store(daemon_id, generation, lines, conn, retry=True, within=within)
+
+
+def ran_out_of_time(exc: BaseException) -> bool:
+    """Was the write cancelled by its statement timeout (``within``)?"""
+    return getattr(getattr(exc, "orig", None), "pgcode", None) == QUERY_CANCELED
 
 
 def is_line_collision(exc: IntegrityError) -> bool:
@@ -85,16 +103,18 @@ def is_line_collision(exc: IntegrityError) -> bool:
 
 
 def _store(daemon_id, generation: int, lines: Sequence[LogLine], conn: Connection | None, *,
-           retry: bool) -> dict:  # fmt: skip
+           retry: bool, within: float | None) -> dict:  # fmt: skip
     if conn is None:
         with db.engine.begin() as own:
-            return _store_in(own, daemon_id, generation, lines, retry=retry)
+            return _store_in(own, daemon_id, generation, lines, retry=retry, within=within)
     with conn.begin():
-        return _store_in(conn, daemon_id, generation, lines, retry=retry)
+        return _store_in(conn, daemon_id, generation, lines, retry=retry, within=within)
 
 
 def _store_in(conn: Connection, daemon_id, generation: int, lines: Sequence[LogLine], *,
-              retry: bool) -> dict:  # fmt: skip
+              retry: bool, within: float | None) -> dict:  # fmt: skip
+    if within is not None and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(within * 1000))}")
     hold_generation(conn, daemon_id, generation)
     if retry:
         lines = _unstored(conn, daemon_id, generation, lines)
