@@ -443,8 +443,8 @@ def test_a_final_batch_still_running_at_the_stop_deadline_is_cancelled_and_count
     app, make_daemon
 ):
     """A final-flush batch that meets a slow moment (here the daemon's row locked by another
-    transaction, as a merge of the full-text index's pending list can stall a COPY for up to
-    a second) is cancelled by PostgreSQL at the deadline: its lines count as not written,
+    transaction, as a merge of the full-text index's pending list can stall a COPY for a few
+    hundred ms) is cancelled by PostgreSQL at the deadline: its lines count as not written,
     and the stop does not wait for it (before, it waited for the lock, then wrote them)."""
     daemon = make_daemon(generation=1)
     result = {}

@@ -218,8 +218,9 @@ class LogPipeline:
         """Store the next ``size`` lines and publish them (a large batch while the next one
         is stored); False after a passing error (the lines are kept). Before a ``deadline``
         (a stop's), PostgreSQL cancels a write still running at it: a batch that meets a
-        slow moment (the full-text index merging its pending list takes up to a second)
-        stays pending, to be counted as not written, rather than overrun the stop."""
+        slow moment (the full-text index merging its pending list, a few hundred ms, more
+        on a busy machine) stays pending, to be counted as not written, rather than
+        overrun the stop."""
         batch = [self.pending.popleft() for _ in range(size)]
         began = time.monotonic()
         if small := size < OVERLAP_LINES:
