@@ -9,7 +9,15 @@ import { $, setText } from "./dom.js";
 import { SchemaForm, validate } from "./schema-form.js";
 import { toast, withBusy } from "./shell.js";
 
-const pretty = (value) => JSON.stringify(value ?? {}, null, 2);
+// Keys in one order whatever sent them: the page's first data (Flask sorts keys) and live
+// events (PostgreSQL's JSONB order) must compare equal when the configuration is the same,
+// or a heartbeat's update reads as "changed while you were editing".
+const sortedKeys = (value) => {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.keys(value).sort().map((key) => [key, sortedKeys(value[key])]));
+};
+const pretty = (value) => JSON.stringify(sortedKeys(value ?? {}), null, 2);
 
 export class ConfigEditor {
   constructor(root, getDaemon, onSaved) {

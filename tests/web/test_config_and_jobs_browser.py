@@ -46,6 +46,39 @@ def test_invalid_configuration_is_refused_and_nothing_is_saved(page, app, runnin
         assert daemon_queries.get_daemon(running["id"])["configuration"] == saved
 
 
+def test_an_update_that_leaves_the_configuration_alone_does_not_interrupt_an_edit(
+    page, app, test_daemon
+):
+    """The page's first data and the live events list a configuration's keys in different
+    orders (Flask sorts them, PostgreSQL's JSONB does not): the first update after opening
+    the page, a heartbeat's say, said "changed while you were editing" over a mistake the
+    operator was being shown."""
+    with app.app_context():
+        saved = daemon_queries.get_daemon(test_daemon["id"])["configuration"]
+    open_detail(page, test_daemon, "config")
+    editor = page.locator("[data-config-editor]")
+    expect(editor).to_have_value(re.compile('"log_interval": 0.2'))
+    status = page.locator("[data-config-status]")
+    editor.fill('{"log_interval": 0.2,')
+    page.click("[data-config-save]")
+    expect(status).to_contain_text("Invalid JSON")
+    try:
+        with app.app_context():  # an update of the row that keeps its configuration
+            daemon_configuration.update_daemon(test_daemon["id"], auto_start=True)
+        expect(page.locator("#setting-auto_start")).to_be_checked(timeout=LIVE)  # it arrived
+        expect(status).to_contain_text("Invalid JSON")
+        with app.app_context():  # a real change while editing is still said
+            daemon_configuration.update_daemon(
+                test_daemon["id"], configuration={"log_interval": 0.3}
+            )
+        expect(status).to_contain_text("changed while you were editing", timeout=LIVE)
+    finally:  # the module's tests share the daemon
+        with app.app_context():
+            daemon_configuration.update_daemon(
+                test_daemon["id"], configuration=saved, auto_start=False
+            )
+
+
 def test_save_and_restart_applies_a_valid_configuration(page, app, running):
     open_detail(page, running, "config")
     before = running_generation(app, running)
