@@ -17,7 +17,12 @@ from stashhog import create_app
 from stashhog.database import HeldConnection, use_worker_pool
 from stashhog.extensions import db
 from stashhog.models import DaemonLog
-from stashhog.services.daemon_logs import LogLine, publish_log_lines, write_log_batch
+from stashhog.services.daemon_logs import (
+    LogLine,
+    publish_log_lines,
+    ran_out_of_time,
+    write_log_batch,
+)
 from stashhog.services.daemon_state import change_daemon
 from stashhog.services.fencing import Fenced
 from tests.support.wait import eventually
@@ -472,3 +477,22 @@ def test_a_final_batch_still_running_at_the_stop_deadline_is_cancelled_and_count
     # The last line waited for the lock (1.5 s); the batch did not wait as well.
     assert 1.4 < result["seconds"] < 2.5, result
     assert [r.message for r in stored(daemon.id)] == ["stopped; 2000 left"]
+
+
+def test_a_statement_timeout_is_told_apart_from_the_raw_cursor_and_through_sqlalchemy(app):
+    """The final flush's COPY runs on the raw cursor: its cancellation is psycopg2's own
+    error (CI: taken for a passing failure, retried after 0.5 s, the stop overran)."""
+    with app.app_context(), db.engine.connect() as conn:
+        conn.exec_driver_sql("SET statement_timeout = 10")
+        raw = conn.connection.dbapi_connection.cursor()
+        with pytest.raises(Exception) as from_cursor:
+            raw.execute("SELECT pg_sleep(1)")
+        conn.rollback()
+        conn.exec_driver_sql("SET statement_timeout = 10")
+        with pytest.raises(sa.exc.OperationalError) as wrapped:
+            conn.exec_driver_sql("SELECT pg_sleep(1)")
+        conn.rollback()
+        with pytest.raises(sa.exc.ProgrammingError) as other:
+            conn.exec_driver_sql("SELECT no_such_column FROM daemons")
+    assert ran_out_of_time(from_cursor.value) and ran_out_of_time(wrapped.value)
+    assert not ran_out_of_time(other.value)

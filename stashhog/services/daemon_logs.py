@@ -91,8 +91,12 @@ def store_log_batch(
 
 
 def ran_out_of_time(exc: BaseException) -> bool:
-    """Was the write cancelled by its statement timeout (``within``)?"""
-    return getattr(getattr(exc, "orig", None), "pgcode", None) == QUERY_CANCELED
+    """Was the write cancelled by its statement timeout (``within``)? The COPY runs on the
+    raw cursor, whose error is psycopg2's own; a statement through SQLAlchemy wraps it."""
+    return any(
+        getattr(error, "pgcode", None) == QUERY_CANCELED
+        for error in (exc, getattr(exc, "orig", None))
+    )
 
 
 def is_line_collision(exc: IntegrityError) -> bool:
